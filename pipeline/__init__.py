@@ -1,0 +1,1 @@
+"""Stream processing, stages, adapters and the ``modstream`` CLI."""

@@ -1,0 +1,71 @@
+"""``modstream``: the one command-line entry point. Each command group lives in ``commands/``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from pipeline.config import Settings, load_settings
+from pipeline.errors import ModerationError
+from pipeline.log import configure_logging
+
+# Command modules, each exporting ``COMMANDS: list[click.Command]``. Imported when the CLI runs,
+# never at package import time.
+COMMAND_MODULES: tuple[str, ...] = (
+    "pipeline.commands.stack",
+    "pipeline.commands.events",
+)
+
+
+class _Context:
+    """Per-invocation state: settings are loaded lazily so ``--help`` never needs them."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+            configure_logging(self._settings.log_level, self._settings.log_format)
+        return self._settings
+
+
+pass_context = click.make_pass_decorator(_Context, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="modstream")
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """modstream: hybrid content moderation (classifier, frontier model, replay, review)."""
+    ctx.ensure_object(_Context)
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(name)
+        for command in module.COMMANDS:
+            cli.add_command(command)
+
+
+def main() -> None:
+    """Console-script entry point. Exit codes: 0 ok, 1 failure, 2 usage error."""
+    _register()
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except ModerationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,41 @@
+"""Contracts: JSON Schemas, typed events and SQL migrations. Imports nothing of ours."""
+
+from schemas.events import (
+    SCHEMA_VERSION,
+    BorderlineRequest,
+    DeadLetter,
+    DeadLetterReason,
+    DecisionEvent,
+    EventError,
+    PostEvent,
+    ReviewItem,
+    ReviewReason,
+    Stage,
+    Verdict,
+    decision_id,
+    decode,
+    encode,
+    json_schema,
+    review_item_id,
+    validate_document,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BorderlineRequest",
+    "DeadLetter",
+    "DeadLetterReason",
+    "DecisionEvent",
+    "EventError",
+    "PostEvent",
+    "ReviewItem",
+    "ReviewReason",
+    "Stage",
+    "Verdict",
+    "decision_id",
+    "decode",
+    "encode",
+    "json_schema",
+    "review_item_id",
+    "validate_document",
+]
