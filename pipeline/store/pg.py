@@ -1,0 +1,188 @@
+"""The one Postgres writer for posts, verdicts and review items (asyncpg).
+
+Writes are set-based (one ``unnest`` statement per table per batch, one transaction per batch) and
+idempotent: a re-delivered post or decision never creates a second row.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+
+from schemas import DecisionEvent, PostEvent, ReviewItem
+
+_INSERT_POSTS = """
+INSERT INTO posts (post_id, author_id, text, lang, created_at, ingested_at, source,
+                   source_topic, source_partition, source_offset)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[],
+                     $6::timestamptz[], $7::text[], $8::text[], $9::int[], $10::bigint[])
+ON CONFLICT (post_id) DO NOTHING
+"""
+
+# History first; only decisions that are new in history may move the current verdict, so a
+# re-delivered (older) decision never overwrites a newer one. Human decisions are final.
+_WRITE_DECISIONS = """
+WITH incoming AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[],
+                         $6::text[], $7::text[], $8::text[], $9::timestamptz[],
+                         $10::timestamptz[], $11::numeric[], $12::text[], $13::text[])
+        AS t(decision_id, post_id, verdict, scores, categories, stage, model_version,
+             policy_version, ingested_at, decided_at, cost_usd, reason, rationale)
+), inserted AS (
+    INSERT INTO verdicts (decision_id, post_id, verdict, scores, categories, stage,
+                          model_version, policy_version, ingested_at, decided_at, cost_usd,
+                          reason, rationale)
+    SELECT decision_id, post_id, verdict, scores,
+           CASE WHEN categories = '' THEN '{}'::text[] ELSE string_to_array(categories, ',') END,
+           stage, model_version, policy_version, ingested_at, decided_at, cost_usd, reason,
+           rationale
+    FROM incoming
+    ON CONFLICT (decision_id) DO NOTHING
+    RETURNING decision_id, post_id, verdict, stage, model_version, policy_version, decided_at
+), latest AS (
+    SELECT DISTINCT ON (post_id) * FROM inserted ORDER BY post_id, decided_at DESC
+)
+INSERT INTO current_verdicts (post_id, decision_id, verdict, stage, model_version,
+                              policy_version, decided_at)
+SELECT post_id, decision_id, verdict, stage, model_version, policy_version, decided_at
+FROM latest
+ON CONFLICT (post_id) DO UPDATE SET
+    decision_id = EXCLUDED.decision_id, verdict = EXCLUDED.verdict, stage = EXCLUDED.stage,
+    model_version = EXCLUDED.model_version, policy_version = EXCLUDED.policy_version,
+    decided_at = EXCLUDED.decided_at, updated_at = now()
+WHERE (current_verdicts.stage <> 'human' OR EXCLUDED.stage = 'human')
+  AND EXCLUDED.decided_at >= current_verdicts.decided_at
+"""
+
+_ENQUEUE_REVIEW = """
+INSERT INTO review_items (item_id, post_id, reason, detail, severity, source_decision_id,
+                          scores, enqueued_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[],
+                     $6::text[], $7::jsonb[], $8::timestamptz[])
+ON CONFLICT (item_id) DO NOTHING
+"""
+
+
+def _post_columns(
+    posts: Sequence[tuple[PostEvent, str | None, int | None, int | None]],
+) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in range(10)]
+    for post, topic, partition, offset in posts:
+        for col, value in zip(
+            cols,
+            (
+                post.post_id,
+                post.author_id,
+                post.text.replace("\x00", "\ufffd"),
+                post.lang,
+                post.created_at,
+                post.ingested_at,
+                post.source,
+                topic,
+                partition,
+                offset,
+            ),
+            strict=True,
+        ):
+            col.append(value)
+    return cols
+
+
+def _decision_columns(decisions: Sequence[DecisionEvent]) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in range(13)]
+    for d in decisions:
+        for col, value in zip(
+            cols,
+            (
+                d.decision_id,
+                d.post_id,
+                d.verdict.value,
+                json.dumps(d.scores),
+                ",".join(d.categories),
+                d.stage.value,
+                d.model_version,
+                d.policy_version,
+                d.ingested_at,
+                d.decided_at,
+                d.cost_usd,
+                d.reason,
+                d.rationale,
+            ),
+            strict=True,
+        ):
+            col.append(value)
+    return cols
+
+
+def _review_columns(items: Sequence[ReviewItem]) -> list[list[Any]]:
+    cols: list[list[Any]] = [[] for _ in range(8)]
+    for item in items:
+        for col, value in zip(
+            cols,
+            (
+                item.item_id,
+                item.post_id,
+                item.reason.value,
+                item.detail,
+                item.severity,
+                item.source_decision_id,
+                json.dumps(item.scores),
+                item.enqueued_at,
+            ),
+            strict=True,
+        ):
+            col.append(value)
+    return cols
+
+
+StoredPost = tuple[PostEvent, str | None, int | None, int | None]
+"""A post with its Kafka coordinates (topic, partition, offset), or ``None`` for each."""
+
+
+class PostgresStore:
+    """Idempotent, batched writes of posts, verdicts and review items."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> PostgresStore:
+        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        return cls(pool)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def write_batch(
+        self,
+        *,
+        posts: Sequence[StoredPost] = (),
+        decisions: Sequence[DecisionEvent] = (),
+        review_items: Sequence[ReviewItem] = (),
+    ) -> None:
+        """Write posts, decisions and review items of one batch in a single transaction."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            if posts:
+                await conn.execute(_INSERT_POSTS, *_post_columns(posts))
+            if decisions:
+                await conn.execute(_WRITE_DECISIONS, *_decision_columns(decisions))
+            if review_items:
+                await conn.execute(_ENQUEUE_REVIEW, *_review_columns(review_items))
+
+    async def save_posts(self, posts: Sequence[StoredPost]) -> None:
+        await self.write_batch(posts=posts)
+
+    async def write_decisions(self, decisions: Sequence[DecisionEvent]) -> None:
+        """Append decisions to the history and move current verdicts (idempotent)."""
+        await self.write_batch(decisions=decisions)
+
+    async def enqueue_review(self, items: Sequence[ReviewItem]) -> None:
+        """Add items to the review queue (idempotent on ``item_id``)."""
+        await self.write_batch(review_items=items)
