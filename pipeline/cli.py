@@ -16,6 +16,7 @@ from pipeline.log import configure_logging
 COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.stack",
     "pipeline.commands.events",
+    "pipeline.commands.run",
 )
 
 

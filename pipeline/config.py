@@ -85,6 +85,31 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="Near-real-time SLA, measured from ingest."
     )
 
+    # --- real-time stage ---------------------------------------------------------------------
+    realtime_group_id: str = Field(
+        default="modstream-realtime", description="Consumer group of the real-time processors."
+    )
+    realtime_max_batch: int = Field(
+        default=64, ge=1, le=4096, description="Most posts per micro-batch."
+    )
+    realtime_batch_window_ms: int = Field(
+        default=25, ge=0, le=10_000, description="Longest wait to fill a micro-batch."
+    )
+    model_variant: Literal["auto", "int8", "fp32", "fp16", "optimized"] = Field(
+        default="auto", description="ONNX variant: auto = fp16 on GPU, int8 on CPU."
+    )
+    model_providers: str = Field(
+        default="",
+        description="Comma-separated ONNX Runtime providers in order of preference "
+        "(empty: TensorRT, CUDA, CPU).",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Bind address of health/metrics endpoints."
+    )
+    realtime_metrics_port: int = Field(
+        default=9101, ge=0, le=65535, description="Health/metrics port of the real-time stage."
+    )
+
     # --- logging -------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Minimum log level."

@@ -16,6 +16,7 @@ from schemas.events import (
     decode,
     encode,
     json_schema,
+    make_dead_letter,
     review_item_id,
     validate_document,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "decode",
     "encode",
     "json_schema",
+    "make_dead_letter",
     "review_item_id",
     "validate_document",
 ]

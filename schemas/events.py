@@ -7,16 +7,17 @@ size, UTF-8, JSON, the JSON Schema and the Python types. Outbound events are ser
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
 from importlib import resources
 from typing import Any, Literal, TypeVar
 
 import jsonschema
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -82,6 +83,16 @@ class PostEvent(_Inbound):
     created_at: AwareDatetime | None = None
     ingested_at: AwareDatetime
     source: str | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _replace_lone_surrogates(cls, value: str) -> str:
+        """JSON may escape lone UTF-16 surrogates (``"\\ud800"``); they become U+FFFD."""
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return value
 
 
 class DecisionEvent(_Outbound):
@@ -221,6 +232,29 @@ def review_item_id(post_id: str, reason: ReviewReason, source: str) -> str:
     """Deterministic id of a review item, so a re-delivered cause never enqueues twice."""
     key = "\x1f".join((post_id, reason.value, source))
     return hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def make_dead_letter(
+    *,
+    reason: DeadLetterReason,
+    detail: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    key: bytes | None,
+    value: bytes | None,
+) -> DeadLetter:
+    """The dead-letter envelope for a message that could not be processed."""
+    return DeadLetter(
+        reason_code=reason,
+        detail=detail[:2000],
+        source_topic=topic,
+        source_partition=partition,
+        source_offset=offset,
+        key_b64=base64.b64encode(key).decode("ascii") if key is not None else None,
+        value_b64=base64.b64encode(value or b"").decode("ascii"),
+        failed_at=datetime.now(UTC),
+    )
 
 
 def isoformat(moment: datetime) -> str:

@@ -7,9 +7,7 @@ record (``acks=all``, idempotent producer), so callers can commit their input of
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from types import TracebackType
 
 from aiokafka import AIOKafkaProducer
@@ -18,7 +16,6 @@ from pipeline.config import Settings
 from schemas import (
     BorderlineRequest,
     DeadLetter,
-    DeadLetterReason,
     DecisionEvent,
     ReviewItem,
     encode,
@@ -64,9 +61,7 @@ class KafkaEventPublisher:
         """Send ``(key, value)`` records to ``topic`` and wait until all are acknowledged."""
         if not records:
             return
-        futures = [
-            await self._producer.send(topic, value=value, key=key) for key, value in records
-        ]
+        futures = [await self._producer.send(topic, value=value, key=key) for key, value in records]
         await asyncio.gather(*futures)
 
     async def _publish_events(self, topic: str, events: Sequence[_KeyedEvent]) -> None:
@@ -88,26 +83,3 @@ class KafkaEventPublisher:
             for d in letters
         ]
         await self.publish(self._settings.topic_dead_letter, records)
-
-
-def dead_letter(
-    *,
-    reason: DeadLetterReason,
-    detail: str,
-    topic: str,
-    partition: int,
-    offset: int,
-    key: bytes | None,
-    value: bytes | None,
-) -> DeadLetter:
-    """Build the dead-letter envelope for a message that could not be processed."""
-    return DeadLetter(
-        reason_code=reason,
-        detail=detail[:2000],
-        source_topic=topic,
-        source_partition=partition,
-        source_offset=offset,
-        key_b64=base64.b64encode(key).decode("ascii") if key is not None else None,
-        value_b64=base64.b64encode(value or b"").decode("ascii"),
-        failed_at=datetime.now(UTC),
-    )

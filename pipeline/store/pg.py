@@ -12,7 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from schemas import DecisionEvent, PostEvent, ReviewItem
+from pipeline.ports import StoredPost
+from schemas import DecisionEvent, ReviewItem
 
 _INSERT_POSTS = """
 INSERT INTO posts (post_id, author_id, text, lang, created_at, ingested_at, source,
@@ -66,9 +67,7 @@ ON CONFLICT (item_id) DO NOTHING
 """
 
 
-def _post_columns(
-    posts: Sequence[tuple[PostEvent, str | None, int | None, int | None]],
-) -> list[list[Any]]:
+def _post_columns(posts: Sequence[StoredPost]) -> list[list[Any]]:
     cols: list[list[Any]] = [[] for _ in range(10)]
     for post, topic, partition, offset in posts:
         for col, value in zip(
@@ -136,10 +135,6 @@ def _review_columns(items: Sequence[ReviewItem]) -> list[list[Any]]:
         ):
             col.append(value)
     return cols
-
-
-StoredPost = tuple[PostEvent, str | None, int | None, int | None]
-"""A post with its Kafka coordinates (topic, partition, offset), or ``None`` for each."""
 
 
 class PostgresStore:

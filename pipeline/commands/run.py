@@ -1,0 +1,46 @@
+"""``modstream run <stage>``: long-running stream processors."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from pipeline.config import Settings
+from pipeline.log import get_logger
+
+log = get_logger(__name__)
+
+
+@click.group()
+def run() -> None:
+    """Run a stream-processing stage until SIGTERM/SIGINT (finishes the batch in hand)."""
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set ``stop``; stages then finish their batch, commit and exit."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def _run_realtime(settings: Settings) -> None:
+    from pipeline.realtime.app import build_realtime
+
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    async with build_realtime(settings) as (stage, ops):
+        log.info("realtime.ready", metrics_port=ops.port)
+        await stage.run(stop)
+
+
+@run.command("realtime")
+@click.pass_obj
+def realtime(obj: object) -> None:
+    """Classify every post on the ingest topic in micro-batches and publish decisions."""
+    settings: Settings = obj.settings  # type: ignore[attr-defined]
+    asyncio.run(_run_realtime(settings))
+
+
+COMMANDS: list[click.Command] = [run]

@@ -1,0 +1,1 @@
+"""Real-time stage: micro-batched classification of every ingested post."""

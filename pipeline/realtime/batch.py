@@ -1,0 +1,148 @@
+"""Turns one micro-batch of raw ingest messages into the outputs it must produce.
+
+No Kafka or Postgres here: bytes in, typed outputs out. The consumer loop writes the outputs,
+waits for acknowledgements, and only then commits the input offsets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from classifiers.base import Classifier
+from pipeline.core.policy import Policy, evaluate
+from pipeline.ports import StoredPost
+from schemas import (
+    BorderlineRequest,
+    DeadLetter,
+    DecisionEvent,
+    EventError,
+    PostEvent,
+    Stage,
+    Verdict,
+    decision_id,
+    decode,
+    make_dead_letter,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One record from the ingest topic, before validation."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class BatchOutputs:
+    """Everything one micro-batch produces. Decisions cover every valid post (borderline too)."""
+
+    posts: list[StoredPost] = field(default_factory=list)
+    decisions: list[DecisionEvent] = field(default_factory=list)
+    borderline: list[BorderlineRequest] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def final_decisions(self) -> list[DecisionEvent]:
+        """Decisions published at once (allow/remove); borderline ones wait for the frontier."""
+        return [d for d in self.decisions if d.verdict is not Verdict.BORDERLINE]
+
+
+def decode_batch(
+    messages: Sequence[InboundMessage], *, max_bytes: int
+) -> tuple[list[tuple[InboundMessage, PostEvent]], list[DeadLetter]]:
+    """Split a batch into valid posts and dead letters (with reason and source offset)."""
+    valid: list[tuple[InboundMessage, PostEvent]] = []
+    letters: list[DeadLetter] = []
+    for message in messages:
+        try:
+            post = decode(PostEvent, message.value, max_bytes=max_bytes)
+        except EventError as exc:
+            letters.append(
+                make_dead_letter(
+                    reason=exc.reason,
+                    detail=exc.detail,
+                    topic=message.topic,
+                    partition=message.partition,
+                    offset=message.offset,
+                    key=message.key,
+                    value=message.value,
+                )
+            )
+            continue
+        valid.append((message, post))
+    return valid, letters
+
+
+def decide_batch(
+    valid: Sequence[tuple[InboundMessage, PostEvent]],
+    scores: Sequence[dict[str, float]],
+    *,
+    policy: Policy,
+    model_version: str,
+    sla: timedelta,
+    now: datetime | None = None,
+) -> BatchOutputs:
+    """Apply the policy to classifier scores and build every output of the batch (pure)."""
+    decided_at = now or datetime.now(UTC)
+    outputs = BatchOutputs()
+    for (message, post), post_scores in zip(valid, scores, strict=True):
+        outcome = evaluate(policy, post_scores)
+        stage = Stage.REALTIME
+        rounded = {k: round(float(v), 6) for k, v in post_scores.items()}
+        outputs.posts.append((post, message.topic, message.partition, message.offset))
+        outputs.decisions.append(
+            DecisionEvent(
+                decision_id=decision_id(post.post_id, stage, model_version, policy.version),
+                post_id=post.post_id,
+                verdict=outcome.verdict,
+                scores=rounded,
+                categories=list(outcome.categories),
+                stage=stage,
+                model_version=model_version,
+                policy_version=policy.version,
+                ingested_at=post.ingested_at,
+                decided_at=decided_at,
+                cost_usd=0.0,
+                reason="provisional: sent to frontier"
+                if outcome.verdict is Verdict.BORDERLINE
+                else None,
+            )
+        )
+        if outcome.verdict is Verdict.BORDERLINE:
+            outputs.borderline.append(
+                BorderlineRequest(
+                    post_id=post.post_id,
+                    author_id=post.author_id,
+                    text=post.text,
+                    scores=rounded,
+                    model_version=model_version,
+                    policy_version=policy.version,
+                    ingested_at=post.ingested_at,
+                    deadline_at=post.ingested_at + sla,
+                )
+            )
+    return outputs
+
+
+async def process_batch(
+    messages: Sequence[InboundMessage],
+    *,
+    classifier: Classifier,
+    policy: Policy,
+    sla: timedelta,
+    max_bytes: int,
+) -> BatchOutputs:
+    """Validate, score (off the event loop) and decide one micro-batch."""
+    valid, letters = decode_batch(messages, max_bytes=max_bytes)
+    scores = await classifier.apredict([post.text for _, post in valid]) if valid else []
+    outputs = decide_batch(
+        valid, scores, policy=policy, model_version=classifier.model_version, sla=sla
+    )
+    outputs.dead_letters.extend(letters)
+    return outputs

@@ -1,0 +1,198 @@
+"""The real-time stage's consume → decide → write → publish → commit loop (aiokafka).
+
+Delivery is at least once: a batch's offsets are committed only after its Postgres transaction
+committed and the broker acknowledged every output. Partitions are revoked only between batches
+(the rebalance listener waits for the batch in hand), so a rebalance never commits an offset whose
+outputs were not written. Writes are idempotent on the deterministic decision id, so re-delivered
+posts never create a second verdict row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from classifiers.base import Classifier
+from pipeline.config import Settings
+from pipeline.core.policy import Policy
+from pipeline.log import get_logger
+from pipeline.ports import EventPublisher, VerdictStore
+from pipeline.realtime import metrics
+from pipeline.realtime.batch import BatchOutputs, InboundMessage, process_batch
+
+log = get_logger(__name__)
+
+
+class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Holds a rebalance until the batch in hand is written, published and committed."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        async with self._lock:
+            log.info(
+                "realtime.partitions_revoked", partitions=sorted(tp.partition for tp in revoked)
+            )
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        metrics.ASSIGNED_PARTITIONS.set(len(assigned))
+        log.info("realtime.partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
+
+
+class RealtimeStage:
+    """Consumes the ingest topic in micro-batches and decides every post."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        classifier: Classifier,
+        policy: Policy,
+        store: VerdictStore,
+        publisher: EventPublisher,
+    ) -> None:
+        self._settings = settings
+        self._classifier = classifier
+        self._policy = policy
+        self._store = store
+        self._publisher = publisher
+        self._lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._sla = timedelta(seconds=settings.sla_seconds)
+        self.processed = 0
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once the consumer runs and owns at least one partition."""
+        if self._consumer is None:
+            return False, "consumer not started"
+        assigned = self._consumer.assignment()
+        return (bool(assigned), f"{len(assigned)} partitions assigned")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process batches until ``stop`` is set; then finish the batch in hand and commit."""
+        settings = self._settings
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.realtime_group_id,
+            client_id=f"{settings.kafka_client_id}-realtime",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=settings.realtime_max_batch,
+            isolation_level="read_committed",
+        )
+        consumer.subscribe([settings.topic_posts], listener=_FinishBatchBeforeRevoke(self._lock))
+        await consumer.start()
+        self._consumer = consumer
+        log.info(
+            "realtime.started",
+            topic=settings.topic_posts,
+            group_id=settings.realtime_group_id,
+            model_version=self._classifier.model_version,
+            policy_version=self._policy.version,
+        )
+        try:
+            while not stop.is_set():
+                async with self._lock:
+                    messages = await self._collect(consumer, stop)
+                    if messages:
+                        await self._handle(consumer, messages)
+        finally:
+            self._consumer = None
+            await consumer.stop()
+            log.info("realtime.stopped", processed=self.processed)
+
+    async def _collect(
+        self, consumer: AIOKafkaConsumer, stop: asyncio.Event
+    ) -> list[InboundMessage]:
+        """Fill one micro-batch: up to ``max_batch`` messages within ``batch_window_ms``."""
+        limit = self._settings.realtime_max_batch
+        window = self._settings.realtime_batch_window_ms / 1000
+        batch: list[InboundMessage] = []
+        deadline: float | None = None
+        while len(batch) < limit and not stop.is_set():
+            if deadline is None:
+                timeout_ms = 200
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                timeout_ms = max(1, int(remaining * 1000))
+            fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=limit - len(batch))
+            for records in fetched.values():
+                batch.extend(
+                    InboundMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records
+                )
+            if batch and deadline is None:
+                deadline = time.monotonic() + window
+            if not batch and deadline is None:
+                return batch
+        return batch
+
+    async def _handle(self, consumer: AIOKafkaConsumer, messages: Sequence[InboundMessage]) -> None:
+        started = time.perf_counter()
+        metrics.BATCH_SIZE.observe(len(messages))
+        inference_started = time.perf_counter()
+        outputs = await process_batch(
+            messages,
+            classifier=self._classifier,
+            policy=self._policy,
+            sla=self._sla,
+            max_bytes=self._settings.max_post_bytes,
+        )
+        metrics.INFERENCE_SECONDS.observe(time.perf_counter() - inference_started)
+        await self._store.write_batch(posts=outputs.posts, decisions=outputs.decisions)
+        await asyncio.gather(
+            self._publisher.publish_decisions(outputs.final_decisions),
+            self._publisher.publish_borderline(outputs.borderline),
+            self._publisher.publish_dead_letters(outputs.dead_letters),
+        )
+        await consumer.commit(_next_offsets(messages))
+        self.processed += len(messages)
+        self._observe(outputs)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        await self._update_lag(consumer)
+        structlog.contextvars.clear_contextvars()
+
+    def _observe(self, outputs: BatchOutputs) -> None:
+        now = datetime.now(UTC)
+        for decision in outputs.decisions:
+            metrics.DECISIONS.labels(verdict=decision.verdict.value).inc()
+            for category in decision.categories:
+                metrics.FLAGGED.labels(category=category).inc()
+        for decision in outputs.final_decisions:
+            metrics.INGEST_TO_DECISION_SECONDS.observe(
+                max(0.0, (now - decision.ingested_at).total_seconds())
+            )
+        for letter in outputs.dead_letters:
+            metrics.DEAD_LETTERS.labels(reason=letter.reason_code.value).inc()
+            log.warning(
+                "realtime.dead_lettered",
+                reason=letter.reason_code.value,
+                detail=letter.detail,
+                partition=letter.source_partition,
+                offset=letter.source_offset,
+            )
+
+    async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            position = await consumer.position(tp)
+            metrics.CONSUMER_LAG.labels(partition=str(tp.partition)).set(highwater - position)
+
+
+def _next_offsets(messages: Sequence[InboundMessage]) -> dict[TopicPartition, OffsetAndMetadata]:
+    """The offsets to commit: one past the last message of each partition in the batch."""
+    last: dict[TopicPartition, int] = {}
+    for m in messages:
+        tp = TopicPartition(m.topic, m.partition)
+        last[tp] = max(last.get(tp, -1), m.offset)
+    return {tp: OffsetAndMetadata(offset + 1, "") for tp, offset in last.items()}
