@@ -1,0 +1,1 @@
+"""Demo assets and the ``modstream demo`` runner."""
