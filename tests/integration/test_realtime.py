@@ -1,0 +1,217 @@
+"""The real-time stage against real Kafka and Postgres, run as ``modstream run realtime``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.config import Settings, load_settings
+from pipeline.stack import up
+from schemas import BorderlineRequest, DeadLetter, DecisionEvent, Verdict, decode
+from tests.fixtures.services import (
+    StageProcess,
+    fetch_rows,
+    isolated_settings,
+    jsonl,
+    post_document,
+    produce_raw,
+    read_topic,
+    wait_for_current_verdicts,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("built_model")]
+
+SAMPLE = Path(__file__).resolve().parents[2] / "pipeline" / "demo" / "sample_posts.jsonl"
+TEXTS = [json.loads(line)["text"] for line in SAMPLE.read_text().splitlines()]
+
+
+def make_posts(prefix: str, n: int) -> list[dict[str, object]]:
+    rng = random.Random(prefix)
+    return [post_document(f"{prefix}-{i:05d}", rng.choice(TEXTS)) for i in range(n)]
+
+
+async def verdict_rows(settings: Settings, post_ids: list[str]) -> list[dict[str, object]]:
+    rows = await fetch_rows(
+        settings,
+        "SELECT post_id, verdict, stage FROM verdicts WHERE post_id = ANY($1::text[])",
+        post_ids,
+    )
+    return [dict(r) for r in rows]
+
+
+async def assert_every_post_decided_once(
+    settings: Settings, post_ids: list[str]
+) -> list[dict[str, object]]:
+    rows = await verdict_rows(settings, post_ids)
+    per_post = Counter(r["post_id"] for r in rows)
+    missing = set(post_ids) - set(per_post)
+    duplicated = {p: c for p, c in per_post.items() if c > 1}
+    assert not missing, f"{len(missing)} posts without a verdict"
+    assert not duplicated, f"duplicate verdict rows: {list(duplicated.items())[:5]}"
+    return rows
+
+
+async def test_every_post_gets_exactly_one_verdict_and_is_routed(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
+    settings = await isolated_settings(stack_settings, "e2e")
+    posts = make_posts("e2e", 400)
+    malformed = [b"{not json", b'{"schema_version": 1}', b"\xff\xfe", b'{"post_id": 5}']
+    await produce_raw(settings, [*jsonl(posts[:200]), *malformed, *jsonl(posts[200:])])
+
+    stage = StageProcess(settings, "realtime", tmp_path)
+    stage.start()
+    try:
+        post_ids = [str(p["post_id"]) for p in posts]
+        decided = await wait_for_current_verdicts(settings, post_ids, within=120, stage=stage)
+        assert decided == len(posts), stage.logs()[-3000:]
+    finally:
+        assert stage.terminate() == 0, stage.logs()[-3000:]
+
+    rows = await assert_every_post_decided_once(settings, post_ids)
+    by_verdict = Counter(str(r["verdict"]) for r in rows)
+    assert all(r["stage"] == "realtime" for r in rows)
+    assert set(by_verdict) <= {"allow", "remove", "borderline"}
+    assert by_verdict["allow"] > 0 and by_verdict["remove"] > 0
+
+    records = await read_topic(settings, settings.topic_decisions)
+    decisions = [decode(DecisionEvent, r.value) for r in records]
+    assert Counter(d.verdict.value for d in decisions) == Counter(
+        {k: v for k, v in by_verdict.items() if k != Verdict.BORDERLINE.value}
+    )
+    assert all(r.key == d.post_id.encode() for r, d in zip(records, decisions, strict=True))
+
+    borderline = [
+        decode(BorderlineRequest, r.value)
+        for r in await read_topic(settings, settings.topic_borderline)
+    ]
+    assert len(borderline) == by_verdict["borderline"]
+    for request in borderline:
+        assert (request.deadline_at - request.ingested_at).total_seconds() == settings.sla_seconds
+
+    letters = [
+        decode(DeadLetter, r.value) for r in await read_topic(settings, settings.topic_dead_letter)
+    ]
+    assert sorted(letter.reason_code.value for letter in letters) == sorted(
+        ["invalid_json", "schema_violation", "invalid_utf8", "schema_violation"]
+    )
+    assert all(letter.source_topic == settings.topic_posts for letter in letters)
+    stored = await fetch_rows(
+        settings, "SELECT count(*) AS n FROM posts WHERE post_id = ANY($1::text[])", post_ids
+    )
+    assert stored[0]["n"] == len(posts)
+
+
+async def test_kill_9_at_random_points_loses_nothing_and_duplicates_nothing(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
+    settings = await isolated_settings(stack_settings, "crash", realtime_max_batch=32)
+    posts = make_posts("crash", 2400)
+    post_ids = [str(p["post_id"]) for p in posts]
+    stage = StageProcess(settings, "realtime", tmp_path)
+    rng = random.Random(42)
+
+    async def feed() -> None:
+        for start in range(0, len(posts), 100):
+            await produce_raw(settings, list(jsonl(posts[start : start + 100])))
+            await asyncio.sleep(0.2)
+
+    feeder = asyncio.create_task(feed())
+    stage.start()
+    for _ in range(4):
+        await asyncio.sleep(rng.uniform(2.5, 5.0))
+        stage.kill9()
+        stage.start()
+    await feeder
+    decided = await wait_for_current_verdicts(settings, post_ids, within=180, stage=stage)
+    assert stage.terminate() == 0, stage.logs()[-3000:]
+    assert decided == len(posts)
+    await assert_every_post_decided_once(settings, post_ids)
+
+
+async def test_rebalance_when_a_second_processor_joins_and_leaves(
+    stack_settings: Settings, tmp_path: Path
+) -> None:
+    settings = await isolated_settings(stack_settings, "rebalance", realtime_max_batch=32)
+    posts = make_posts("rebalance", 2400)
+    post_ids = [str(p["post_id"]) for p in posts]
+    first = StageProcess(settings, "realtime", tmp_path / "a")
+    second = StageProcess(
+        settings.model_copy(update={"realtime_metrics_port": 0}), "realtime", tmp_path / "b"
+    )
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+
+    async def feed() -> None:
+        for start in range(0, len(posts), 100):
+            await produce_raw(settings, list(jsonl(posts[start : start + 100])))
+            await asyncio.sleep(0.25)
+
+    feeder = asyncio.create_task(feed())
+    first.start()
+    await asyncio.sleep(3)
+    second.start()
+    await asyncio.sleep(6)
+    assert second.terminate() == 0, second.logs()[-3000:]
+    await feeder
+    decided = await wait_for_current_verdicts(settings, post_ids, within=180, stage=first)
+    assert first.terminate() == 0, first.logs()[-3000:]
+    assert decided == len(posts)
+    await assert_every_post_decided_once(settings, post_ids)
+    assert "partitions_revoked" in first.logs()
+
+
+malformed_values = st.one_of(
+    st.binary(min_size=0, max_size=300).filter(lambda b: not b.strip().startswith(b"{")),
+    st.dictionaries(
+        st.sampled_from(["post_id", "author_id", "text", "ingested_at", "schema_version"]),
+        st.one_of(st.integers(), st.none(), st.lists(st.integers(), max_size=2)),
+        max_size=5,
+    ).map(lambda d: json.dumps(d).encode()),
+    st.just(
+        b'{"schema_version": 1, "post_id": "big", "author_id": "a", "text": "'
+        + b"x" * 70_000
+        + b'", "ingested_at": "2026-01-01T00:00:00Z"}'
+    ),
+)
+
+
+@settings(
+    max_examples=2,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(values=st.lists(malformed_values, min_size=20, max_size=60))
+def test_malformed_events_all_land_in_the_dead_letter_topic_with_a_reason(
+    tmp_path_factory: pytest.TempPathFactory, values: list[bytes]
+) -> None:
+    async def scenario() -> None:
+        base = load_settings()
+        await up(base)  # idempotent: the session's stack is already running
+        settings = await isolated_settings(base, "dlq", partitions_posts=1)
+        marker = post_document("dlq-marker", "the last post")
+        await produce_raw(settings, [*values, *jsonl([marker])])
+        stage = StageProcess(settings, "realtime", tmp_path_factory.mktemp("dlq"))
+        stage.start()
+        try:
+            assert await wait_for_current_verdicts(
+                settings, ["dlq-marker"], within=90, stage=stage
+            )
+        finally:
+            assert stage.terminate() == 0
+        letters = [
+            decode(DeadLetter, r.value, max_bytes=1 << 20)
+            for r in await read_topic(settings, settings.topic_dead_letter)
+        ]
+        assert len(letters) == len(values)
+        assert sorted(letter.source_offset for letter in letters) == list(range(len(values)))
+        assert all(letter.detail and letter.reason_code for letter in letters)
+
+    asyncio.run(scenario())
