@@ -1,0 +1,1 @@
+"""``modstream`` command modules; each exports ``COMMANDS: list[click.Command]``."""

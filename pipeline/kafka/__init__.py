@@ -1,0 +1,1 @@
+"""Kafka adapters: admin (topics), producer and consumer wrappers."""

@@ -1,0 +1,1 @@
+"""Postgres adapters: migrations and the verdict store."""

@@ -1,0 +1,1 @@
+"""Integration tests: real Kafka and Postgres from the local stack (``modstream up``)."""

@@ -1,0 +1,47 @@
+"""Settings: defaults load, and every error names the environment variable to fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.config import load_settings
+from pipeline.errors import SettingsError
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MODSTREAM_KAFKA_BOOTSTRAP_SERVERS", "bad"),
+        ("MODSTREAM_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092,host-without-port"),
+        ("MODSTREAM_KAFKA_CONTROLLER_PORT", "0"),
+        ("MODSTREAM_KAFKA_CONTROLLER_PORT", "not-a-port"),
+        ("MODSTREAM_POSTGRES_DSN", "mysql://user:pw@127.0.0.1/db"),
+        ("MODSTREAM_PARTITIONS_POSTS", "0"),
+        ("MODSTREAM_LOG_LEVEL", "loud"),
+    ],
+)
+def test_error_names_the_bad_variable(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+
+    assert name in str(caught.value)
+
+
+def test_listener_and_topics_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODSTREAM_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:29092,127.0.0.2:29094")
+    monkeypatch.setenv("MODSTREAM_PARTITIONS_POSTS", "4")
+
+    settings = load_settings()
+
+    assert settings.kafka_listener == ("127.0.0.1", 29092)
+    assert settings.topic_partitions()[settings.topic_posts] == 4
+
+
+def test_dumps_mask_the_dsn_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODSTREAM_POSTGRES_DSN", "postgresql://u:hunter2@127.0.0.1:5432/db")
+
+    assert "hunter2" not in str(load_settings().as_dict())
