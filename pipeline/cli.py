@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.stack",
     "pipeline.commands.events",
     "pipeline.commands.run",
+    "pipeline.commands.demo",
 )
 
 

@@ -1,0 +1,49 @@
+"""``modstream bench realtime`` (see :mod:`pipeline.realtime.bench`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import click
+
+from pipeline.config import Settings
+
+
+async def _bench(settings: Settings, posts: int, naive_posts: int, latency_s: float) -> dict[str, Any]:
+    from classifiers.onnx import load_classifier
+    from pipeline.core.policy import default_policy_path, load_policy
+    from pipeline.modelstore import ensure_model
+    from pipeline.realtime.bench import run_realtime_bench
+    from pipeline.stack import up
+
+    click.echo("starting the local stack (idempotent) ...", err=True)
+    await up(settings)
+    ensure_model(settings)
+    classifier = load_classifier(settings.models_path, variant=settings.model_variant)
+    policy = load_policy(settings.policy_path or default_policy_path())
+    try:
+        return await run_realtime_bench(
+            settings,
+            classifier,
+            policy,
+            posts=posts,
+            naive_posts=naive_posts,
+            latency_seconds=latency_s,
+            report=lambda line: click.echo(line, err=True),
+        )
+    finally:
+        classifier.close()
+
+
+@click.command("realtime")
+@click.option("--posts", default=4000, show_default=True, help="Backlog size for max throughput.")
+@click.option("--naive-posts", default=400, show_default=True, help="Posts for the naive consumer.")
+@click.option("--latency-seconds", default=20.0, show_default=True, help="Length of the half-load run.")
+@click.pass_obj
+def bench_realtime(obj: Any, posts: int, naive_posts: int, latency_seconds: float) -> None:
+    """Pipeline throughput vs raw classifier vs naive consumer, and latency at half load."""
+    settings: Settings = obj.settings
+    figures = asyncio.run(_bench(settings, posts, naive_posts, latency_seconds))
+    click.echo(json.dumps(figures))
