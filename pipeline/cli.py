@@ -7,9 +7,11 @@ import sys
 
 import click
 
+from classifiers.base import ClassifierError
 from pipeline.config import Settings, load_settings
 from pipeline.errors import ModerationError
 from pipeline.log import configure_logging
+from schemas import EventError
 
 # Command modules, each exporting ``COMMANDS: list[click.Command]``. Imported when the CLI runs,
 # never at package import time.
@@ -18,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.events",
     "pipeline.commands.run",
     "pipeline.commands.demo",
+    "pipeline.commands.model",
+    "pipeline.commands.bench",
 )
 
 
@@ -57,7 +61,7 @@ def main() -> None:
     """Console-script entry point. Exit codes: 0 ok, 1 failure, 2 usage error."""
     _register()
     try:
-        cli.main(standalone_mode=False)
+        code = cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
@@ -66,8 +70,9 @@ def main() -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(1)
-    except ModerationError as exc:
+    except (ModerationError, ClassifierError, EventError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

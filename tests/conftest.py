@@ -17,6 +17,8 @@ TEST_ENV = {
     "MODSTREAM_KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:19192",
     "MODSTREAM_KAFKA_CONTROLLER_PORT": "19193",
     "MODSTREAM_POSTGRES_DSN": "postgresql://modstream:modstream@127.0.0.1:15532/modstream",
+    # Models are built once and shared with `make demo` (the build is deterministic).
+    "MODSTREAM_MODEL_DIR": str(REPO_ROOT / ".modstream" / "models"),
     "HF_HUB_OFFLINE": "1",
 }
 for _name, _value in TEST_ENV.items():
@@ -28,3 +30,16 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 pytest_plugins = ["tests.fixtures.stack"]
+
+
+def pytest_sessionfinish(session: object, exitstatus: int) -> None:
+    """In CI (``CI=true``), stop the test stack so no process outlives the run.
+
+    Developers keep it warm between runs; ``modstream down`` (with the test variables) stops it.
+    """
+    if os.environ.get("CI", "").lower() not in {"1", "true", "yes"}:
+        return
+    from pipeline.config import load_settings
+    from pipeline.stack import down
+
+    down(load_settings())
