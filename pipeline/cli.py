@@ -22,6 +22,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.demo",
     "pipeline.commands.model",
     "pipeline.commands.bench",
+    "pipeline.commands.frontier",
+    "pipeline.commands.bench_frontier",
 )
 
 

@@ -110,6 +110,104 @@ class Settings(BaseSettings):
         default=9101, ge=0, le=65535, description="Health/metrics port of the real-time stage."
     )
 
+    # --- frontier (Anthropic) ------------------------------------------------------------------
+    anthropic_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Anthropic API key (a k8s Secret); any non-empty value suits the simulator.",
+    )
+    anthropic_base_url: str | None = Field(
+        default=None,
+        description="API base URL; set it to the simulator (http://127.0.0.1:28080). "
+        "Unset means the real Anthropic API.",
+    )
+    anthropic_model: str = Field(
+        default="claude-haiku-4-5", description="Model for borderline posts (all three modes)."
+    )
+    anthropic_max_tokens: int = Field(
+        default=512, ge=64, description="max_tokens of a real-time verdict call."
+    )
+    anthropic_analysis_max_tokens: int = Field(
+        default=2048, ge=64, description="max_tokens of a streamed reviewer analysis."
+    )
+    frontier_max_rationale_chars: int = Field(
+        default=400, ge=40, le=4000, description="Longest rationale accepted in a verdict."
+    )
+    frontier_price_input_per_mtok: float = Field(
+        default=1.0, ge=0, description="USD per million uncached input tokens."
+    )
+    frontier_price_output_per_mtok: float = Field(
+        default=5.0, ge=0, description="USD per million output tokens."
+    )
+    frontier_price_cache_write_per_mtok: float = Field(
+        default=1.25, ge=0, description="USD per million cache-write input tokens."
+    )
+    frontier_price_cache_read_per_mtok: float = Field(
+        default=0.10, ge=0, description="USD per million cache-read input tokens."
+    )
+    frontier_batch_price_multiplier: float = Field(
+        default=0.5, gt=0, le=1, description="Price multiplier of the Message Batches API."
+    )
+    frontier_concurrency: int = Field(
+        default=64, ge=1, description="Most provider calls in flight at once (per process)."
+    )
+    frontier_max_in_flight: int = Field(
+        default=256, ge=1, description="Most borderline requests being decided at once."
+    )
+    frontier_rate_limit_rps: float = Field(
+        default=50.0, gt=0, description="Provider requests per second (token bucket rate)."
+    )
+    frontier_rate_limit_burst: int = Field(
+        default=100, ge=1, description="Token bucket size: requests allowed in a burst."
+    )
+    frontier_max_attempts: int = Field(
+        default=3, ge=1, description="Most provider attempts per post (retries are budgeted)."
+    )
+    frontier_backoff_base_seconds: float = Field(
+        default=0.1, ge=0, description="First retry back-off (doubles, full jitter)."
+    )
+    frontier_backoff_max_seconds: float = Field(
+        default=1.0, ge=0, description="Longest retry back-off (retry-after may exceed it)."
+    )
+    frontier_expected_call_seconds: float = Field(
+        default=1.5, gt=0, description="Retry only while at least this much budget is left."
+    )
+    frontier_publish_margin_seconds: float = Field(
+        default=0.3, ge=0, description="Budget kept back to publish a decision before its deadline."
+    )
+    frontier_breaker_window_seconds: float = Field(
+        default=10.0, gt=0, description="Circuit breaker: sliding window of call outcomes."
+    )
+    frontier_breaker_min_calls: int = Field(
+        default=20, ge=1, description="Circuit breaker: calls in the window before it may open."
+    )
+    frontier_breaker_failure_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Circuit breaker: failure share (429/529/5xx) that opens it.",
+    )
+    frontier_breaker_open_seconds: float = Field(
+        default=5.0, gt=0, description="Circuit breaker: time open before a half-open probe."
+    )
+    frontier_fallback_remove_threshold: float = Field(
+        default=0.6, ge=0, le=1, description="Fallback: provisional REMOVE if max score >= this."
+    )
+    frontier_batch_poll_initial_seconds: float = Field(
+        default=1.0, gt=0, description="First wait between Message Batch status polls."
+    )
+    frontier_batch_poll_max_seconds: float = Field(
+        default=60.0, gt=0, description="Longest wait between Message Batch status polls."
+    )
+    frontier_group_id: str = Field(
+        default="modstream-frontier", description="Kafka consumer group of the frontier stage."
+    )
+    frontier_metrics_host: str = Field(
+        default="0.0.0.0", description="Bind address of the frontier stage's health/metrics."
+    )
+    frontier_metrics_port: int = Field(
+        default=9102, ge=0, le=65535, description="Port of the frontier stage's health/metrics."
+    )
+
     # --- logging -------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Minimum log level."

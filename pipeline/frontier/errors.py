@@ -1,0 +1,23 @@
+"""Errors of the frontier client. Callers branch on ``kind`` (and ``retriable``), never on text."""
+
+from __future__ import annotations
+
+from pipeline.core.resilience import ProviderErrorKind
+from pipeline.errors import ModerationError
+
+
+class FrontierError(ModerationError):
+    """A provider call gave no usable answer. ``kind`` says why; ``retry_after_s`` is the server's
+    ``retry-after`` when it sent one."""
+
+    def __init__(
+        self, kind: ProviderErrorKind, detail: str, *, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(f"{kind.value}: {detail}")
+        self.kind = kind
+        self.detail = detail
+        self.retry_after_s = retry_after_s
+
+    @property
+    def is_retriable(self) -> bool:
+        return self.kind.retriable
