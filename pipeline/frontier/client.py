@@ -99,8 +99,21 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
         return None  # an HTTP date; the caller's own back-off applies
 
 
+_BODY_KINDS = {
+    "rate_limit_error": ProviderErrorKind.RATE_LIMITED,
+    "overloaded_error": ProviderErrorKind.OVERLOADED,
+    "api_error": ProviderErrorKind.SERVER_ERROR,
+}
+
+
 def provider_error(exc: anthropic.APIError) -> FrontierError:
-    """Map an SDK exception to a :class:`FrontierError` kind."""
+    """Map an SDK exception to a :class:`FrontierError` kind.
+
+    An error event inside a 200 stream carries its kind only in the body (``error.type``).
+    """
+    if isinstance(exc, anthropic.APIStatusError) and exc.status_code < 400:
+        kind = _BODY_KINDS.get(str(exc.type), ProviderErrorKind.SERVER_ERROR)
+        return FrontierError(kind, f"error event in stream: {exc.type}")
     if isinstance(exc, anthropic.RateLimitError):
         return FrontierError(
             ProviderErrorKind.RATE_LIMITED,

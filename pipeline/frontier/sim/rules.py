@@ -1,6 +1,6 @@
 """The simulator's verdict rule ``sim-lexicon-v1`` (pure; no ML, no randomness).
 
-The simulator is not a model. It reads only the text between the first ``<post>`` and the last
+The simulator is not a model. It reads only the text between the last ``<post>`` and the last
 ``</post>`` of the last user message (the whole message when there are no tags), lower-cases it
 and looks up fixed phrases per category:
 
@@ -74,7 +74,7 @@ class SimVerdict:
 
 def extract_post(message_text: str) -> str:
     """The delimited post inside a user message (the whole text when it has no tags)."""
-    start = message_text.find("<post>")
+    start = message_text.rfind("<post>")
     end = message_text.rfind("</post>")
     if start == -1 or end == -1 or end < start:
         return message_text

@@ -7,7 +7,8 @@ Endpoints: ``POST /v1/messages`` (JSON or ``stream: true`` SSE), ``POST /v1/mess
 ``GET /v1/messages/batches`` (``limit``, ``after_id``, ``before_id``),
 ``GET /v1/messages/batches/{id}``, ``GET /v1/messages/batches/{id}/results`` (JSONL),
 ``POST /v1/messages/batches/{id}/cancel``; admin ``GET``/``POST /_sim/config``,
-``POST /_sim/reset``; ``GET /healthz`` and ``GET /metrics`` (Prometheus).
+``POST /_sim/script`` (faults for the next requests, in order), ``POST /_sim/reset``;
+``GET /healthz`` and ``GET /metrics`` (Prometheus).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class Simulator:
         self._draw = FaultDraw(config.seed)
         self._cache = PromptCache()
         self._metrics = _Metrics()
+        self._script: list[Fault] = []
         self._batches = BatchStore(lambda: self.config, self._draw, self._cache, time.monotonic)
 
     # --- app -----------------------------------------------------------------------------
@@ -96,6 +98,7 @@ class Simulator:
         app.router.add_post("/v1/messages/batches/{id}/cancel", self._batch_cancel)
         app.router.add_get("/_sim/config", self._config_get)
         app.router.add_post("/_sim/config", self._config_set)
+        app.router.add_post("/_sim/script", self._script_set)
         app.router.add_post("/_sim/reset", self._reset)
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/metrics", self._prometheus)
@@ -128,7 +131,10 @@ class Simulator:
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         req = parse_request(await _json(request))
         config = self.config
-        fault = self._draw.fault(config, _forced_fault(request))
+        forced = _forced_fault(request)
+        if forced is None and self._script:
+            forced = self._script.pop(0).value
+        fault = self._draw.fault(config, forced)
         delay = self._draw.latency(config, fault, request.headers.get(LATENCY_HEADER))
         self._metrics.requests.labels("messages", fault.value).inc()
         self._metrics.latency.labels("messages").observe(delay)
@@ -229,7 +235,22 @@ class Simulator:
         log.info("sim.config_changed", fields=sorted(changes))
         return web.json_response(self.config.model_dump())
 
+    async def _script_set(self, request: web.Request) -> web.Response:
+        """Queue faults for the next ``/v1/messages`` requests, in order (then the rates apply)."""
+        body = await _json(request)
+        faults = body.get("faults") if isinstance(body, dict) else None
+        try:
+            self._script = [Fault(f) for f in faults or []]
+        except ValueError:
+            raise SimRequestError(
+                400,
+                "invalid_request_error",
+                f"faults must be drawn from {[f.value for f in Fault]}",
+            ) from None
+        return web.json_response({"queued": [f.value for f in self._script]})
+
     async def _reset(self, _request: web.Request) -> web.Response:
+        self._script.clear()
         self._cache.clear()
         self._batches.clear()
         return web.json_response({"reset": True})

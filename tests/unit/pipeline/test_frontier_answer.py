@@ -1,0 +1,88 @@
+"""The record_verdict contract: only a valid structured answer counts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jsonschema
+import pytest
+
+from pipeline.core.frontier_answer import (
+    InvalidAnswerError,
+    frontier_decision,
+    parse_answer,
+    tool_schema,
+)
+from schemas import BorderlineRequest, Stage, Verdict
+
+GOOD: dict[str, Any] = {
+    "verdict": "remove",
+    "categories": ["violence"],
+    "confidence": 0.8,
+    "rationale": "Threat of violence (policy 1).",
+}
+
+
+def test_valid_answer() -> None:
+    answer = parse_answer(GOOD, max_rationale_chars=100)
+    assert answer.verdict is Verdict.REMOVE
+    assert answer.categories == ("violence",)
+    jsonschema.validate(GOOD, tool_schema(100))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"verdict": "approve"}, "verdict"),
+        ({"verdict": "borderline"}, "verdict"),
+        ({"confidence": 1.7}, "confidence"),
+        ({"confidence": float("nan")}, "confidence"),
+        ({"confidence": True}, "confidence"),
+        ({"confidence": "0.9"}, "confidence"),
+        ({"categories": ["violence", "made_up"]}, "categories"),
+        ({"categories": "violence"}, "categories"),
+        ({"rationale": ""}, "rationale"),
+        ({"rationale": "x" * 101}, "rationale"),
+        ({"extra": 1}, "unexpected"),
+    ],
+)
+def test_invalid_fields(change: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidAnswerError, match=message):
+        parse_answer({**GOOD, **change}, max_rationale_chars=100)
+
+
+@pytest.mark.parametrize("bad", ['{"verdict": "allow", "categories": [', None, [GOOD], 3])
+def test_non_objects(bad: object) -> None:
+    with pytest.raises(InvalidAnswerError, match="not an object"):
+        parse_answer(bad, max_rationale_chars=100)
+
+
+def test_missing_field() -> None:
+    with pytest.raises(InvalidAnswerError, match="missing fields: verdict"):
+        parse_answer({k: v for k, v in GOOD.items() if k != "verdict"}, max_rationale_chars=100)
+
+
+def test_frontier_decision() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    request = BorderlineRequest(
+        post_id="p",
+        author_id="a",
+        text="t",
+        scores={"toxicity": 0.5},
+        model_version="clf",
+        policy_version="pol",
+        ingested_at=now,
+        deadline_at=now + timedelta(seconds=5),
+    )
+    decision = frontier_decision(
+        request,
+        parse_answer(GOOD, max_rationale_chars=100),
+        model="m",
+        decided_at=now,
+        cost_usd=0.001,
+    )
+    assert decision.stage is Stage.FRONTIER
+    assert decision.model_version == "m"
+    assert decision.reason == "confidence=0.80"
+    assert decision.rationale == GOOD["rationale"]
