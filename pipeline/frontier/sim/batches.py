@@ -8,6 +8,7 @@ requests not yet answered end as ``canceled``. ``results_url`` is set once the b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class Batch:
     ended_at: datetime | None = None
     results: list[JSON] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
+    canceled: asyncio.Event = field(default_factory=asyncio.Event)
 
     def counts(self) -> dict[str, int]:
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
@@ -135,6 +137,7 @@ class BatchStore:
         if batch.processing_status == "in_progress":
             batch.processing_status = "canceling"
             batch.cancel_initiated_at = datetime.now(UTC)
+            batch.canceled.set()
         return batch
 
     async def close(self) -> None:
@@ -173,7 +176,8 @@ class BatchStore:
                     {"custom_id": request["custom_id"], "result": {"type": "canceled"}}
                 )
                 continue
-            await asyncio.sleep(step)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(batch.canceled.wait(), timeout=step)
             if batch.processing_status == "canceling":
                 batch.results.append(
                     {"custom_id": request["custom_id"], "result": {"type": "canceled"}}

@@ -42,7 +42,8 @@ _LEXICON: dict[str, tuple[float, tuple[str, ...]]] = {
 }
 _INJECTION = re.compile(
     r"ignore (all |any )?(previous|prior|above) instructions|approve this|"
-    r"you are now|system prompt|</?post>|&lt;/?post&gt;|record_verdict|\"verdict\"",
+    r"you are now|system prompt|</?post>|&lt;/?post&gt;|record_verdict|\"verdict\"|"
+    r"authori[sz]e you|skip the policy|verdict:? allow|output allow",
     re.IGNORECASE,
 )
 
