@@ -208,6 +208,49 @@ class Settings(BaseSettings):
         default=9102, ge=0, le=65535, description="Port of the frontier stage's health/metrics."
     )
 
+    # --- replay ------------------------------------------------------------------------------
+    replay_chunk_size: int = Field(
+        default=4096, ge=1, le=100_000,
+        description="Posts per replay chunk: one inference call, one transaction, one checkpoint.",
+    )
+    replay_queue_depth: int = Field(
+        default=2, ge=1, le=64, description="Chunks buffered between read, inference and write."
+    )
+    replay_max_text_chars: int = Field(
+        default=20_000, ge=1, description="Longer post texts are cut to this before scoring."
+    )
+    replay_flip_severity: float = Field(
+        default=0.8, ge=0, le=1,
+        description="allow<->remove flips at/above this severity go to review (batch_flip).",
+    )
+    replay_frontier_batches: bool = Field(
+        default=True, description="Send borderline posts to the Message Batches API."
+    )
+    replay_batch_max_requests: int = Field(
+        default=100_000, ge=1, le=100_000, description="Most requests per Message Batch."
+    )
+    replay_batch_max_bytes: int = Field(
+        default=250_000_000, ge=1024, le=256_000_000,
+        description="Most request bytes per Message Batch (API limit 256 MB).",
+    )
+    replay_batch_timeout_seconds: float = Field(
+        default=25 * 3600.0, gt=0, description="Longest wait for Message Batches to end."
+    )
+    replay_samples_per_transition: int = Field(
+        default=10, ge=0, le=1000, description="Changed post ids kept per transition in reports."
+    )
+    replay_webhook_url: str | None = Field(
+        default=None, description="POST the final replay report (JSON) here; unset: no webhook."
+    )
+    replay_webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Timeout of one webhook attempt."
+    )
+    replay_webhook_retries: int = Field(
+        default=3, ge=0, le=20, description="Webhook retries after the first attempt."
+    )
+    replay_shard_index: int = Field(default=0, ge=0, description="Default shard of this process.")
+    replay_shard_count: int = Field(default=1, ge=1, description="Default number of shards.")
+
     # --- logging -------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Minimum log level."

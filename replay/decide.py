@@ -1,0 +1,184 @@
+"""Turns one chunk of stored posts and their new scores into what the replay must write (pure).
+
+The same :func:`~pipeline.core.policy.evaluate` as the real-time stage decides each post:
+
+- allow/remove → a batch-stage decision that enters the history and may move the current verdict
+  (:mod:`pipeline.store.pg` keeps human verdicts final);
+- borderline → a batch-stage *borderline record* kept in the history only (the current verdict
+  stays until the Message Batch answers; the record is what the frontier phase picks up), unless
+  the frontier model already decided the post under this policy;
+- a decision is *changed* when its verdict differs from the previous current verdict (and that
+  verdict was not a human's); changed decisions are published;
+- an allow<->remove flip at or above the flip severity is also enqueued for review (batch_flip).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pipeline.core.policy import Policy, evaluate
+from replay.report import Tally
+from schemas import (
+    DecisionEvent,
+    ReviewItem,
+    ReviewReason,
+    Stage,
+    Verdict,
+    decision_id,
+    review_item_id,
+)
+
+FLIP_VERDICTS = frozenset({Verdict.ALLOW.value, Verdict.REMOVE.value})
+FRONTIER_STAGES = frozenset({Stage.FRONTIER.value, Stage.BATCH.value})
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPost:
+    """A post read back for replay, with its current verdict (if any)."""
+
+    post_id: str
+    text: str
+    ingested_at: datetime
+    prev_verdict: str | None = None
+    prev_stage: str | None = None
+    prev_model: str | None = None
+    prev_policy: str | None = None
+    prev_scores: Mapping[str, float] | None = None
+
+    @classmethod
+    def from_record(cls, row: Mapping[str, Any]) -> ReplayPost:
+        scores = row["prev_scores"]
+        return cls(
+            post_id=row["post_id"],
+            text=row["text"],
+            ingested_at=row["ingested_at"],
+            prev_verdict=row["prev_verdict"],
+            prev_stage=row["prev_stage"],
+            prev_model=row["prev_model"],
+            prev_policy=row["prev_policy"],
+            prev_scores=_scores(scores),
+        )
+
+
+def _scores(value: Any) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = json.loads(value)
+    if not isinstance(value, dict):
+        return None
+    return {str(k): float(v) for k, v in value.items() if isinstance(v, int | float)}
+
+
+@dataclass(slots=True)
+class ChunkPlan:
+    """Everything one chunk writes and publishes."""
+
+    decisions: list[DecisionEvent] = field(default_factory=list)
+    borderline: list[DecisionEvent] = field(default_factory=list)
+    changed: list[DecisionEvent] = field(default_factory=list)
+    reviews: list[ReviewItem] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
+
+
+def prepare_text(text: str, max_chars: int) -> tuple[str, bool]:
+    """The text the classifier sees: cut to ``max_chars``; returns ``(text, was_cut)``."""
+    if len(text) > max_chars:
+        return text[:max_chars], True
+    return text, False
+
+
+def is_flip(prev: str | None, new: str) -> bool:
+    return prev is not None and prev != new and prev in FLIP_VERDICTS and new in FLIP_VERDICTS
+
+
+def flip_severity(new_severity: float, prev_scores: Mapping[str, float] | None) -> float:
+    """The harm the post could carry: the highest score either model gave it, in [0, 1]."""
+    prev = max(prev_scores.values(), default=0.0) if prev_scores else 0.0
+    return min(max(new_severity, prev, 0.0), 1.0)
+
+
+def decide_chunk(
+    posts: Sequence[ReplayPost],
+    scores: Sequence[Mapping[str, float]],
+    *,
+    policy: Policy,
+    model_version: str,
+    frontier_model: str,
+    flip_severity_at: float,
+    decided_at: datetime,
+    max_samples: int = 10,
+) -> ChunkPlan:
+    """Apply the policy to one chunk's scores and build its writes (no I/O)."""
+    plan = ChunkPlan(tally=Tally(max_samples=max_samples))
+    tally = plan.tally
+    for post, post_scores in zip(posts, scores, strict=True):
+        outcome = evaluate(policy, post_scores)
+        if not post.text.strip():
+            tally.empty_text += 1
+        new = outcome.verdict.value
+        human = post.prev_stage == Stage.HUMAN.value
+        rounded = {k: round(float(v), 6) for k, v in post_scores.items()}
+        if outcome.verdict is Verdict.BORDERLINE:
+            tally.borderline += 1
+            tally.record(post.prev_verdict, new, post.post_id, changed=False)
+            already = (
+                post.prev_stage in FRONTIER_STAGES
+                and post.prev_model == frontier_model
+                and post.prev_policy == policy.version
+            )
+            if already:
+                tally.borderline_already_decided += 1
+                continue
+            if human:
+                continue
+        decision = DecisionEvent(
+            decision_id=decision_id(post.post_id, Stage.BATCH, model_version, policy.version),
+            post_id=post.post_id,
+            verdict=outcome.verdict,
+            scores=rounded,
+            categories=list(outcome.categories),
+            stage=Stage.BATCH,
+            model_version=model_version,
+            policy_version=policy.version,
+            ingested_at=post.ingested_at,
+            decided_at=decided_at,
+            cost_usd=0.0,
+            reason="replay: sent to message batch"
+            if outcome.verdict is Verdict.BORDERLINE
+            else "replay",
+        )
+        if outcome.verdict is Verdict.BORDERLINE:
+            plan.borderline.append(decision)
+            continue
+        plan.decisions.append(decision)
+        changed = not human and post.prev_verdict != new
+        if human and post.prev_verdict != new:
+            tally.human_final += 1
+        tally.record(post.prev_verdict, new, post.post_id, changed=changed)
+        if not changed:
+            continue
+        plan.changed.append(decision)
+        if is_flip(post.prev_verdict, new):
+            severity = flip_severity(outcome.severity, post.prev_scores)
+            if severity >= flip_severity_at:
+                tally.flips_to_review += 1
+                plan.reviews.append(
+                    ReviewItem(
+                        item_id=review_item_id(
+                            post.post_id, ReviewReason.BATCH_FLIP, decision.decision_id
+                        ),
+                        post_id=post.post_id,
+                        reason=ReviewReason.BATCH_FLIP,
+                        detail=f"{post.prev_verdict}->{new}",
+                        severity=severity,
+                        source_decision_id=decision.decision_id,
+                        scores=rounded,
+                        enqueued_at=decided_at,
+                    )
+                )
+    return plan
