@@ -251,6 +251,42 @@ class Settings(BaseSettings):
     replay_shard_index: int = Field(default=0, ge=0, description="Default shard of this process.")
     replay_shard_count: int = Field(default=1, ge=1, description="Default number of shards.")
 
+    # --- review queue ------------------------------------------------------------------------
+    review_host: str = Field(
+        default="127.0.0.1", description="Bind address of the review web UI and JSON API."
+    )
+    review_port: int = Field(
+        default=8080, ge=0, le=65535, description="Port of the review web UI and JSON API."
+    )
+    review_metrics_port: int = Field(
+        default=9103,
+        ge=0,
+        le=65535,
+        description="Health/metrics port of the review app (kept off the UI port: metrics name "
+        "reviewers).",
+    )
+    review_lease_seconds: float = Field(
+        default=600.0, gt=0, description="How long a claim lasts; an abandoned item returns after."
+    )
+    review_session_ttl_seconds: float = Field(
+        default=8 * 3600.0, gt=0, description="Reviewer sessions expire this long after login."
+    )
+    review_aging_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Queue priority = severity + age / this: an item gains one severity unit "
+        "of priority per this many seconds of waiting.",
+    )
+    review_blur_severity: float = Field(
+        default=0.7, ge=0, le=1, description="Posts at or above this severity are blurred."
+    )
+    review_batch_flip_min_severity: float = Field(
+        default=0.5, ge=0, le=1, description="Batch flips at or above this severity need review."
+    )
+    review_cookie_secure: bool = Field(
+        default=False, description="Mark the session cookie Secure (set true behind TLS)."
+    )
+
     # --- logging -------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Minimum log level."

@@ -1,0 +1,8 @@
+"""Human review queue: a Postgres-backed queue with leases, a web UI/JSON API and appeals.
+
+Producers (fallback, frontier escalations, batch flips) enqueue with
+:meth:`pipeline.store.pg.PostgresStore.enqueue_review`; this package owns what happens next.
+Modules: ``core`` (pure rules), ``filters`` (input validation), ``queue`` (Postgres queue),
+``accounts`` (users, sessions), ``web``/``pages``/``api``/``analysis``/``security`` (aiohttp app),
+``labels`` (JSONL export), ``service`` (composition root). Nothing here is imported eagerly.
+"""

@@ -1,0 +1,35 @@
+"""What the review app's handlers share: the services, held in the aiohttp application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import jinja2
+from aiohttp import web
+
+from pipeline.config import Settings
+from pipeline.review.accounts import Accounts, Session
+from pipeline.review.metrics import ReviewMetrics
+from pipeline.review.queue import ReviewQueue
+
+AnalysisSource = Callable[[str], AsyncIterator[str]]
+"""Streams an analysis of a post's text as text deltas (the frontier client's streaming path)."""
+
+
+@dataclass(frozen=True)
+class ReviewContext:
+    settings: Settings
+    queue: ReviewQueue
+    accounts: Accounts
+    metrics: ReviewMetrics
+    templates: jinja2.Environment
+    analysis: AnalysisSource | None
+    analysis_unavailable: str = ""
+
+
+CONTEXT = web.AppKey("review_context", ReviewContext)
+SESSION = "review_session"
+"""Request key of the :class:`~pipeline.review.accounts.Session` (``None`` when logged out)."""
+
+__all__ = ["CONTEXT", "SESSION", "AnalysisSource", "ReviewContext", "Session"]
