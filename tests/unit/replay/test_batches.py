@@ -105,7 +105,7 @@ def test_answer_that_flips_is_published_and_reviewed() -> None:
 
 
 def test_same_verdict_is_not_published() -> None:
-    out, tally = apply(answer(Verdict.ALLOW))
+    out, _ = apply(answer(Verdict.ALLOW))
     assert len(out.decisions) == 1 and out.changed == [] and out.reviews == []
 
 

@@ -24,7 +24,7 @@ def test_parse_shard() -> None:
     assert parse_shard("3/8") == (3, 8)
     assert parse_shard("0/1") == (0, 1)
     for bad in ("8/8", "-1/4", "1", "a/b", "1/0", ""):
-        with pytest.raises(ValueError, match="i/n|shard index"):
+        with pytest.raises(ValueError, match=r"i/n|shard index"):
             parse_shard(bad)
 
 
