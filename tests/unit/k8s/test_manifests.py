@@ -18,7 +18,7 @@ KUBERNETES_VERSION = "1.37.0"
 CUSTOM_SCHEMAS = {
     ("keda.sh/v1alpha1", "ScaledObject"): Path(__file__).with_name("keda_scaledobject.schema.json")
 }
-NON_SETTINGS_ENV = {"HF_HUB_OFFLINE"}
+NON_SETTINGS_ENV = {"HF_HUB_OFFLINE", "JOB_COMPLETION_INDEX"}
 
 
 def documents() -> list[tuple[str, dict[str, Any]]]:
