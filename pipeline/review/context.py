@@ -29,7 +29,7 @@ class ReviewContext:
 
 
 CONTEXT = web.AppKey("review_context", ReviewContext)
-SESSION = "review_session"
-"""Request key of the :class:`~pipeline.review.accounts.Session` (``None`` when logged out)."""
+SESSION = web.RequestKey("review_session", Session)
+"""Request key of the signed-in :class:`~pipeline.review.accounts.Session` (absent when none)."""
 
 __all__ = ["CONTEXT", "SESSION", "AnalysisSource", "ReviewContext", "Session"]

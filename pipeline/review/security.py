@@ -76,8 +76,9 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 async def require_session(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = request.cookies.get(SESSION_COOKIE)
     session = await request.app[CONTEXT].accounts.session(token) if token else None
-    request[SESSION] = session
-    if session is None and not is_public(request):
+    if session is not None:
+        request[SESSION] = session
+    elif not is_public(request):
         if is_api(request) or request.method not in _SAFE_METHODS:
             return _deny(request, 401, "log in first: your session is missing or expired")
         raise web.HTTPFound(f"/login?next={quote(request.path_qs, safe='')}")
