@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from pipeline.commands.bench import bench
 from pipeline.config import Settings
 
 
@@ -37,7 +38,7 @@ async def _bench(settings: Settings, posts: int, naive_posts: int, latency_s: fl
         classifier.close()
 
 
-@click.command("realtime")
+@bench.command("realtime")
 @click.option("--posts", default=4000, show_default=True, help="Backlog size for max throughput.")
 @click.option("--naive-posts", default=400, show_default=True, help="Posts for the naive consumer.")
 @click.option("--latency-seconds", default=20.0, show_default=True, help="Length of the half-load run.")
@@ -47,3 +48,6 @@ def bench_realtime(obj: Any, posts: int, naive_posts: int, latency_seconds: floa
     settings: Settings = obj.settings
     figures = asyncio.run(_bench(settings, posts, naive_posts, latency_seconds))
     click.echo(json.dumps(figures))
+
+
+COMMANDS: list[click.Command] = []  # attached to the `bench` group above
