@@ -84,11 +84,11 @@ async def test_state_changing_requests_without_csrf_are_refused(review_env: Revi
         # Nothing happened: the item is still pending and nobody was logged out.
         status, detail = await client.call("GET", f"/api/items/{item.item_id}")
         assert status == 200 and detail["state"] == "pending"
-    async with aiohttp.ClientSession(base_url=review_env.base_url) as http:
-        async with http.post(
-            "/login", data={"username": review_env.reviewer, "password": "x"}
-        ) as response:
-            assert response.status == 403, "login without the double-submit token"
+    async with (
+        aiohttp.ClientSession(base_url=review_env.base_url) as http,
+        http.post("/login", data={"username": review_env.reviewer, "password": "x"}) as response,
+    ):
+        assert response.status == 403, "login without the double-submit token"
 
 
 _FILTER_TEXT = st.one_of(
@@ -235,10 +235,12 @@ async def _sse(response: aiohttp.ClientResponse) -> list[tuple[str, dict[str, ob
 
 async def test_analysis_streams_tokens_as_server_sent_events(review_env: ReviewEnv) -> None:
     [item] = await seed_items(review_env.store, new_prefix(), 1)
-    async with await logged_in(review_env, review_env.reviewer) as client:
-        async with client.http.get(f"/api/items/{item.item_id}/analysis") as response:
-            assert response.headers["Content-Type"].startswith("text/event-stream")
-            events = await _sse(response)
+    async with (
+        await logged_in(review_env, review_env.reviewer) as client,
+        client.http.get(f"/api/items/{item.item_id}/analysis") as response,
+    ):
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        events = await _sse(response)
     names = [name for name, _ in events]
     assert names[0] == "start" and names[1] == "first_token" and names[-1] == "done"
     assert names.count("delta") > 3, "streamed in pieces, not one blob"
@@ -252,15 +254,19 @@ async def test_analysis_stops_upstream_when_the_reviewer_stops(review_env: Revie
     metrics = review_env.app.context.metrics
     before = metrics.analyses.labels("stopped")._value.get()
     sim = review_env.settings.anthropic_base_url
-    async with aiohttp.ClientSession() as http:
-        async with http.post(f"{sim}/_sim/config", json={"stream_chunk_delay_s": 0.3}) as r:
-            assert r.status == 200
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{sim}/_sim/config", json={"stream_chunk_delay_s": 0.3}) as r,
+    ):
+        assert r.status == 200
     try:
-        async with await logged_in(review_env, review_env.reviewer) as client:
-            async with client.http.get(f"/api/items/{item.item_id}/analysis") as response:
-                async for raw in response.content:
-                    if raw.startswith(b"event: delta"):
-                        break
+        async with (
+            await logged_in(review_env, review_env.reviewer) as client,
+            client.http.get(f"/api/items/{item.item_id}/analysis") as response,
+        ):
+            async for raw in response.content:
+                if raw.startswith(b"event: delta"):
+                    break
             # Leaving the block closed the connection, as the page's Stop button does.
         deadline = time.monotonic() + 5
         while metrics.analyses.labels("stopped")._value.get() == before:

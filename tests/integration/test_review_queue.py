@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from collections import Counter
 from datetime import timedelta
@@ -94,7 +93,7 @@ async def test_an_expired_lease_returns_the_item(review_env: ReviewEnv) -> None:
 
 async def test_release_expired_marks_items_pending(review_env: ReviewEnv) -> None:
     prefix = new_prefix()
-    [item] = await seed_items(review_env.store, prefix, 1)
+    [_item] = await seed_items(review_env.store, prefix, 1)
     short = ReviewQueue(review_env.store, _never_publish, lease_seconds=0.2, aging_seconds=60)
     assert await short.claim("carol-rv", flt=QueueFilter(post_prefix=prefix)) is not None
     await asyncio.sleep(0.3)
@@ -151,14 +150,18 @@ async def test_decision_is_final_reaches_history_topic_and_labels(
     assert mine[0].categories == ["spam", "toxicity"]
 
     out = tmp_path / "labels.jsonl"
-    result = subprocess.run(
-        [MODSTREAM, "review", "export-labels", "--out", str(out)],
+    proc = await asyncio.create_subprocess_exec(
+        MODSTREAM,
+        "review",
+        "export-labels",
+        "--out",
+        str(out),
         env=settings_env(review_env.settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert result.returncode == 0, result.stderr
+    _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode == 0, stderr.decode()
     labels = [json.loads(line) for line in out.read_text().splitlines()]
     [label] = [doc for doc in labels if doc["post_id"] == item.post_id]
     assert label["verdict"] == "remove" and label["labels"] == ["spam", "toxicity"]
