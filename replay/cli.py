@@ -126,4 +126,15 @@ def replay_cmd(
         click.echo(json.dumps(report, separators=(",", ":"), default=str))
 
 
+def _attach_bench() -> None:
+    """``modstream bench replay`` lives on the shared bench group."""
+    from pipeline.commands.bench import bench
+    from replay.bench import bench_replay_cmd
+
+    if "replay" not in bench.commands:
+        bench.add_command(bench_replay_cmd)
+
+
+_attach_bench()
+
 COMMANDS: list[click.Command] = [replay_cmd]

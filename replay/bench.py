@@ -1,0 +1,166 @@
+"""``modstream bench replay``: end-to-end replay throughput against the raw classifier.
+
+Seeds N posts (COPY) under a unique id prefix, measures the classifier alone on the same texts
+with the same chunking, then runs a real replay over them (Postgres -> model -> Postgres, changed
+decisions published to a throw-away topic; Message Batches off), and removes what it seeded.
+The last output line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import click
+
+from pipeline.cli import _Context, pass_context
+from pipeline.config import Settings
+
+DEMO_POSTS = Path(__file__).resolve().parent.parent / "pipeline" / "demo" / "sample_posts.jsonl"
+
+
+def bench_texts(n: int) -> list[str]:
+    """``n`` realistic post texts: the training datasets' mix, else the demo posts, cycled."""
+    texts: list[str] = []
+    try:
+        from classifiers.bench import sample_texts
+
+        texts = sample_texts(n=n)
+    except (OSError, ValueError, ImportError):
+        texts = []
+    if not texts:
+        lines = DEMO_POSTS.read_text(encoding="utf-8").splitlines()
+        texts = [json.loads(line)["text"] for line in lines if line.strip()]
+    return list(itertools.islice(itertools.cycle(texts), n))
+
+
+async def seed_posts(pool: asyncpg.Pool, prefix: str, texts: list[str]) -> float:
+    """COPY the posts in; returns seconds taken."""
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    records = [(f"{prefix}{i:08d}", "bench", text, now) for i, text in enumerate(texts)]
+    async with pool.acquire() as conn:
+        await conn.copy_records_to_table(
+            "posts", records=records, columns=["post_id", "author_id", "text", "ingested_at"]
+        )
+    return time.perf_counter() - started
+
+
+async def cleanup(pool: asyncpg.Pool, prefix: str, run_id: str | None) -> None:
+    like = prefix + "%"
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("DELETE FROM review_items WHERE post_id LIKE $1", like)
+        await conn.execute("DELETE FROM current_verdicts WHERE post_id LIKE $1", like)
+        await conn.execute("DELETE FROM verdicts WHERE post_id LIKE $1", like)
+        await conn.execute("DELETE FROM posts WHERE post_id LIKE $1", like)
+        if run_id is not None:
+            await conn.execute("DELETE FROM replay_checkpoints WHERE run_id = $1", run_id)
+            await conn.execute("DELETE FROM replay_runs WHERE run_id = $1", run_id)
+
+
+def raw_throughput(classifier: Any, texts: list[str], chunk: int) -> float:
+    """Posts/s of the classifier alone, called exactly as the replay calls it."""
+    classifier.predict(texts[: min(chunk, len(texts))])  # warm-up
+    started = time.perf_counter()
+    for s in range(0, len(texts), chunk):
+        classifier.predict(texts[s : s + chunk])
+    return len(texts) / (time.perf_counter() - started)
+
+
+async def _bench(settings: Settings, posts: int, keep: bool, progress: bool) -> dict[str, Any]:
+    from classifiers.onnx import load_classifier
+    from pipeline.core.policy import load_policy
+    from pipeline.kafka.admin import ensure_topics
+    from pipeline.kafka.producer import KafkaEventPublisher
+    from pipeline.modelstore import ensure_model
+    from replay.job import ReplayJob, ReplayRequest
+
+    tag = uuid.uuid4().hex[:8]
+    settings = settings.model_copy(
+        update={
+            "topic_decisions": f"moderation.decisions.bench-{tag}",
+            "topic_review": f"moderation.review.bench-{tag}",
+            "replay_frontier_batches": False,
+            "replay_webhook_url": None,
+        }
+    )
+    await ensure_topics(settings)
+    ensure_model(settings)
+    providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
+    classifier = load_classifier(
+        settings.models_path, variant=settings.model_variant, providers=providers
+    )
+    policy = load_policy(settings.policy_path)
+    texts = bench_texts(posts)
+    prefix = f"bench-{tag}-"
+    pool = await asyncpg.create_pool(
+        settings.postgres_dsn.get_secret_value(), min_size=2, max_size=6
+    )
+    run_id: str | None = None
+    try:
+        seed_s = await seed_posts(pool, prefix, texts)
+        click.echo(f"seeded {len(texts)} posts in {seed_s:.1f} s", err=True)
+        raw = raw_throughput(classifier, texts, settings.replay_chunk_size)
+        click.echo(f"raw classifier: {raw:,.0f} posts/s", err=True)
+        async with KafkaEventPublisher(settings) as publisher:
+            job = ReplayJob(
+                settings,
+                ReplayRequest(id_prefix=prefix, progress=progress),
+                pool=pool,
+                classifier=classifier,
+                policy=policy,
+                publisher=publisher,
+            )
+            started = time.perf_counter()
+            report = await job.run()
+            elapsed = time.perf_counter() - started
+        run_id = report["run_id"]
+        replay = report["posts"] / elapsed
+        return {
+            "posts": report["posts"],
+            "replay_posts_per_s": round(replay, 1),
+            "raw_posts_per_s": round(raw, 1),
+            "ratio_vs_raw": round(replay / raw, 3),
+            "hours_per_1m_posts_cpu": round(1_000_000 / replay / 3600, 3),
+            "replay_duration_s": round(elapsed, 2),
+            "seed_s": round(seed_s, 2),
+            "changed": report["changed"],
+            "borderline": report["borderline"],
+            "chunk_size": settings.replay_chunk_size,
+            "model_version": classifier.model_version,
+            "variant": getattr(classifier, "variant", None),
+            "provider": getattr(classifier, "provider", None),
+            "cpus": len(os.sched_getaffinity(0))
+            if hasattr(os, "sched_getaffinity")
+            else os.cpu_count(),
+        }
+    finally:
+        if not keep:
+            await cleanup(pool, prefix, run_id)
+        await pool.close()
+        classifier.close()
+
+
+@click.command("replay")
+@click.option(
+    "--posts",
+    type=click.IntRange(100),
+    default=100_000,
+    show_default=True,
+    help="Posts to seed and replay.",
+)
+@click.option("--keep", is_flag=True, help="Keep the seeded posts and verdicts afterwards.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@pass_context
+def bench_replay_cmd(ctx: _Context, posts: int, keep: bool, no_progress: bool) -> None:
+    """Replay posts/s end to end (Postgres -> model -> Postgres) / raw classifier posts/s."""
+    summary = asyncio.run(_bench(ctx.settings, posts, keep, not no_progress))
+    click.echo(json.dumps(summary, separators=(",", ":")))
