@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import signal
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -372,9 +373,7 @@ class ReplayJob:
         if not self._s.replay_frontier_batches:
             return {"skipped": "MODSTREAM_REPLAY_FRONTIER_BATCHES is false; records stay pending"}
         if self._frontier is None:
-            return {
-                "skipped": "no API key (set MODSTREAM_ANTHROPIC_API_KEY); records stay pending"
-            }
+            return {"skipped": "no API key (set MODSTREAM_ANTHROPIC_API_KEY); records stay pending"}
         phase = BatchPhase(
             pool=self._pool,
             client=self._frontier,
@@ -487,6 +486,20 @@ def with_request_defaults(settings: Settings, request: ReplayRequest) -> ReplayR
     return request
 
 
+async def _interruptible(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run ``work``; SIGTERM (k8s stopping the pod) cancels it so the run is marked failed."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        raise ReplayError("interrupted by SIGTERM: run the same command again to resume") from None
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
 async def run(
     settings: Settings, request: ReplayRequest, *, console: Console | None = None
 ) -> dict[str, Any]:
@@ -534,7 +547,7 @@ async def run(
             frontier=frontier,
             console=console,
         )
-        return await job.run()
+        return await _interruptible(job.run())
     finally:
         if frontier is not None:
             await frontier.close()
