@@ -209,6 +209,11 @@ class ReplayJob:
                 if await store.try_lock_run(lock, run.run_id):
                     log.info("replay.resuming", run_id=run.run_id, status=run.status)
                     return await self._adopt(lock, run)
+                if run.status == store.RUNNING:
+                    raise ReplayError(
+                        f"run {run.run_id} with these options is in progress in another "
+                        "process: wait for it, or pass --new-run to start a separate run"
+                    )
         selection = await self._resolve(lock)
         run_id = new_run_id(selection.frozen_at)
         params = {
@@ -440,11 +445,11 @@ class ReplayJob:
                 await self._finish(lock, store.FAILED, report)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                if isinstance(exc, ModerationError):
-                    raise ReplayError(
-                        f"replay failed (resume with --resume {self._run_id}): {exc}"
-                    ) from exc
-                raise
+                hint = f" or --resume {self._run_id} to continue" if self._run_id else ""
+                raise ReplayError(
+                    f"replay failed ({type(exc).__name__}: {exc}); run the same command "
+                    f"again{hint}"
+                ) from exc
             report = self._report(store.SUCCEEDED, started, posts_before, frontier, None)
             await self._finish(lock, store.SUCCEEDED, report)
             return report
