@@ -13,6 +13,7 @@ from pipeline.review.errors import ReviewError
 from pipeline.review.filters import QueueFilter, parse_filter
 from pipeline.review.security import (
     LOGIN_CSRF_COOKIE,
+    LOGIN_CSRF_LENGTH,
     SESSION_COOKIE,
     current_session,
     lead_only,
@@ -37,7 +38,11 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
 
 
 def _login_form(request: web.Request, status: int = 200, error: str | None = None) -> web.Response:
-    token = new_login_csrf()
+    # Reuse the browser's token: a parallel request (e.g. the favicon redirected here) must not
+    # replace the cookie behind a form that is already on screen.
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
+    if len(token) != LOGIN_CSRF_LENGTH or not token.isascii():
+        token = new_login_csrf()
     response = render(
         request,
         "login.html",

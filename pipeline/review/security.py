@@ -124,6 +124,9 @@ def lead_only(handler: Handler) -> Handler:
     return wrapped
 
 
+LOGIN_CSRF_LENGTH = 43  # characters of token_urlsafe(32)
+
+
 def new_login_csrf() -> str:
     return secrets.token_urlsafe(32)
 

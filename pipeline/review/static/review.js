@@ -29,7 +29,9 @@
   }
 
   async function claimNext() {
-    const data = await post("/api/claim-next");
+    // On the queue page, "next" means next within the filtered view.
+    const view = document.body.dataset.page === "queue" ? window.location.search : "";
+    const data = await post("/api/claim-next" + view);
     if (!data.claimed) { say("The queue is empty."); return; }
     window.location.assign("/items/" + encodeURIComponent(data.claimed.item_id));
   }
@@ -146,8 +148,11 @@
   const onItem = Boolean(itemEl);
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
+    // Typing in a text field is never a shortcut; a focused checkbox does not block them.
     const tag = (event.target.tagName || "").toLowerCase();
-    if (tag === "input" || tag === "textarea" || tag === "select") return;
+    const type = (event.target.type || "").toLowerCase();
+    if (tag === "textarea" || tag === "select") return;
+    if (tag === "input" && type !== "checkbox" && type !== "radio") return;
     const keys = {
       "?": function () { toggleHelp(); },
       Escape: function () { toggleHelp(false); },

@@ -1,0 +1,104 @@
+"""The review UI in real headless Chromium (Debian's ``chromium``, driven by playwright).
+
+Log in, claim with the keyboard, reveal blurred content, stream an analysis, decide, and see the
+item leave the queue and the human decision arrive on the decisions topic.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, async_playwright, expect
+
+from schemas import DecisionEvent, Stage, Verdict, decode
+from tests.fixtures.services import read_topic
+from tests.integration.test_review_support import (
+    PASSWORD,
+    ReviewEnv,
+    new_prefix,
+    review_env,
+    seed_items,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+__all__ = ["review_env"]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def browser() -> AsyncIterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        raise RuntimeError("install Debian's chromium: apt-get install -y chromium")
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def test_reviewer_logs_in_claims_decides_and_the_item_leaves(
+    review_env: ReviewEnv, browser: Browser
+) -> None:
+    prefix = new_prefix()
+    [item] = await seed_items(review_env.store, prefix, 1, severity=0.9)
+    context = await browser.new_context(base_url=review_env.base_url)
+    page = await context.new_page()
+    try:
+        await page.goto(f"/?post={prefix}")
+        await expect(page).to_have_url(re.compile(r"/login\?next="))
+        await page.fill('input[name="username"]', review_env.reviewer)
+        await page.fill('input[name="password"]', PASSWORD)
+        await page.click('button[type="submit"]')
+        row = page.locator(f'tr[data-item="{item.item_id}"]')
+        await expect(row).to_contain_text("pending")
+
+        await page.keyboard.press("?")
+        await expect(page.locator("#help")).to_be_visible()
+        await page.keyboard.press("Escape")
+        await expect(page.locator("#help")).to_be_hidden()
+
+        await page.keyboard.press("n")  # claim the next item of this (filtered) view
+        await expect(page).to_have_url(f"{review_env.base_url}/items/{item.item_id}")
+        text = page.locator("#post-text")
+        await expect(text).to_have_class("post-text blurred")
+        await text.click()
+        await expect(text).to_have_class("post-text")
+        await expect(page.locator("#item-state")).to_have_text("claimed")
+
+        await page.click("#analyze")
+        await expect(page.locator("#ttft")).to_contain_text("first token after")
+        await expect(page.locator("#analysis-text")).to_contain_text("Suggested verdict")
+        await expect(page.locator("#analysis-text")).to_have_attribute("data-done", "true")
+
+        await page.check('input[name="category"][value="spam"]')
+        await page.keyboard.press("r")
+        await expect(page).to_have_url(f"{review_env.base_url}/?decided={item.item_id}")
+        await expect(page.locator("#status")).to_contain_text("Decision recorded")
+        await expect(page.locator(f'tr[data-item="{item.item_id}"]')).to_have_count(0)
+
+        await page.goto(f"/?post={prefix}&state=decided")
+        await expect(page.locator(f'tr[data-item="{item.item_id}"]')).to_contain_text(
+            f"remove by {review_env.reviewer}"
+        )
+    finally:
+        await context.close()
+
+    records = await read_topic(review_env.settings, review_env.settings.topic_decisions, idle_s=1)
+    decisions = [decode(DecisionEvent, r.value) for r in records]
+    [decision] = [d for d in decisions if d.post_id == item.post_id]
+    assert decision.stage is Stage.HUMAN and decision.verdict is Verdict.REMOVE
+    assert set(decision.categories) == {"spam", "toxicity"}
