@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     realtime_batch_window_ms: int = Field(
         default=25, ge=0, le=10_000, description="Longest wait to fill a micro-batch."
     )
+    realtime_engine: Literal["aiokafka", "faust"] = Field(
+        default="aiokafka",
+        description="Consumer engine of the real-time stage: aiokafka (commit after ack, "
+        "rebalance barrier) or faust (faust-streaming agent; see pipeline/realtime/ENGINES.md).",
+    )
     model_variant: Literal["auto", "int8", "fp32", "fp16", "optimized"] = Field(
         default="auto", description="ONNX variant: auto = fp16 on GPU, int8 on CPU."
     )

@@ -1,0 +1,291 @@
+"""The real-time stage on faust-streaming (``MODSTREAM_REALTIME_ENGINE=faust``).
+
+Same work as :mod:`pipeline.realtime.stage` — micro-batches from the ingest topic go through
+:func:`~pipeline.realtime.batch.process_batch`, the store and the publisher — but the consumer
+loop, the rebalance handling and the offset commits are faust's:
+
+* the agent reads ``stream.noack_take(max, within=window)`` (faust's ``take()`` buffering, but
+  yielding the events, which carry the partition and offset the posts table and dead letters
+  need) and acks a batch's events itself, only after ``write_batch`` and every publish returned.
+  ``take()``/``take_events()`` ack in a ``finally``, so they would ack a batch that failed;
+* a failed batch is never acked: the engine stops the app without waiting for it and re-raises,
+  so the process exits non-zero and the batch is consumed again after the restart;
+* the consumer commits the highest contiguous acked offset every ``broker_commit_interval`` s or
+  ``broker_commit_every`` acks, and on revoke/stop waits for unacked events first
+  (``stream_wait_empty``).
+
+See ``ENGINES.md`` beside this file for what the integration tests showed about this engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+import structlog
+from faust.types import TP, EventT, StreamT
+
+from classifiers.base import Classifier
+from classifiers.onnx import load_classifier
+from pipeline.config import Settings
+from pipeline.core.policy import Policy, default_policy_path, load_policy
+from pipeline.kafka.producer import KafkaEventPublisher
+from pipeline.log import get_logger
+from pipeline.ops import OpsServer
+from pipeline.ports import EventPublisher, VerdictStore
+from pipeline.realtime import metrics
+from pipeline.realtime.batch import BatchOutputs, InboundMessage, process_batch
+from pipeline.store.pg import PostgresStore
+
+__all__ = ["FaustRealtimeEngine", "build_faust_realtime", "faust_app"]
+
+log = get_logger(__name__)
+
+
+def _broker_urls(bootstrap_servers: str) -> list[str]:
+    return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",")]
+
+
+def _datadir(settings: Settings) -> Path:
+    return settings.state_dir / "faust"
+
+
+def faust_app(settings: Settings) -> faust.App:
+    """A faust App for the real-time stage: no tables, no web server, no topic creation."""
+    return faust.App(
+        settings.realtime_group_id,
+        broker=_broker_urls(settings.kafka_bootstrap_servers),
+        broker_client_id=f"{settings.kafka_client_id}-realtime-faust",
+        store="memory://",
+        # Nothing is stored there (memory store, no tables), but faust creates the folders.
+        datadir=str(_datadir(settings)),
+        autodiscover=False,
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        # Topics are created by `modstream up` / ensure_topics; the stage creates none, not even
+        # faust's leader-election topic (no tables, so no changelog topics either).
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        # At least once: acked offsets only; wait for in-flight events on revoke and on stop.
+        stream_wait_empty=True,
+        broker_commit_every=settings.realtime_max_batch,
+        broker_commit_interval=1.0,
+        broker_max_poll_records=settings.realtime_max_batch,
+        # The aiokafka engine's (aiokafka's default) group timeouts, so a killed member leaves
+        # the group as quickly with either engine.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
+        producer_acks=-1,
+    )
+
+
+class FaustRealtimeEngine:
+    """Runs the real-time stage as one faust agent over the ingest topic."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        classifier: Classifier,
+        policy: Policy,
+        store: VerdictStore,
+        publisher: EventPublisher,
+    ) -> None:
+        self._settings = settings
+        self._classifier = classifier
+        self._policy = policy
+        self._store = store
+        self._publisher = publisher
+        self._sla = timedelta(seconds=settings.sla_seconds)
+        self.processed = 0
+        self._failed = asyncio.Event()
+        self._failure: Exception | None = None
+        self.app = faust_app(settings)
+        topic = self.app.topic(
+            settings.topic_posts, key_serializer="raw", value_serializer="raw", acks=True
+        )
+        self.app.agent(topic, name="modstream-realtime", concurrency=1)(self._consume)
+        # mode's SignalHandlerT alias leaves its type variable unbound in ``connect``, so no
+        # handler type-checks against it; the handlers follow mode's calling convention.
+        self.app.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
+        self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once faust's consumer runs and owns at least one partition."""
+        if not self.app.started:
+            return False, "faust app not started"
+        assigned = self.app.consumer.assignment()
+        return bool(assigned), f"{len(assigned)} partitions assigned"
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run the faust app until ``stop`` is set, a batch fails or faust stops; then stop it.
+
+        A failed batch is re-raised after the app stopped, so the process exits non-zero and is
+        restarted; its offsets were not committed, so its posts are consumed again.
+        """
+        settings = self._settings
+        _datadir(settings).mkdir(parents=True, exist_ok=True)
+        await self.app.start()
+        log.info(
+            "realtime.started",
+            engine="faust",
+            topic=settings.topic_posts,
+            group_id=settings.realtime_group_id,
+            model_version=self._classifier.model_version,
+            policy_version=self._policy.version,
+        )
+        waiters = {
+            asyncio.ensure_future(stop.wait()),
+            asyncio.ensure_future(self._failed.wait()),
+            asyncio.ensure_future(self.app.wait_until_stopped()),
+        }
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            crash = self._failure or self.app.crash_reason
+            if self._failure is not None:
+                # The failed batch will never be acked, so waiting for the streams to empty
+                # would hang; stop commits only the contiguous acked offsets, before it.
+                self.app.conf.stream_wait_empty = False
+            # App.stop waits for the streams' unacked events (stream_wait_empty), then commits
+            # the contiguous acked offsets.
+            await self.app.stop()
+            log.info("realtime.stopped", engine="faust", processed=self.processed)
+        if crash is not None:
+            raise crash
+
+    async def _on_revoked(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # faust sends this after waiting for the streams' unacked events and committing.
+        revoked = cast("set[TP]", args[0])
+        log.info(
+            "realtime.partitions_revoked",
+            engine="faust",
+            partitions=sorted(tp.partition for tp in revoked),
+        )
+
+    async def _on_assigned(self, sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned = cast("set[TP]", args[0])
+        metrics.ASSIGNED_PARTITIONS.set(len(assigned))
+        log.info(
+            "realtime.partitions_assigned",
+            engine="faust",
+            partitions=sorted(tp.partition for tp in assigned),
+        )
+
+    async def _consume(self, stream: StreamT[bytes]) -> None:
+        # Agents get a faust.Stream; StreamT (the agent's declared type) lacks the take methods.
+        concrete = cast("faust.Stream[bytes]", stream)
+        limit = self._settings.realtime_max_batch
+        window = max(self._settings.realtime_batch_window_ms, 1) / 1000
+        # noack_take, not take()/take_events(): those ack a batch in a ``finally`` when the
+        # generator resumes or is closed, so a batch whose write or publish failed is acked and
+        # committed too (see ENGINES.md). noack_take yields the events and leaves acking to us.
+        async for batch in concrete.noack_take(limit, within=window):
+            events = cast("Sequence[EventT[bytes]]", batch)
+            if self._failed.is_set():
+                return  # never ack anything after a failed batch; run() is stopping the app
+            try:
+                await self._handle(events)
+            except Exception as exc:
+                log.exception("realtime.batch_failed", engine="faust", size=len(events))
+                self._failure = exc
+                self._failed.set()
+                return
+            for event in events:
+                await concrete.ack(event)
+
+    async def _handle(self, events: Sequence[EventT[bytes]]) -> None:
+        started = time.perf_counter()
+        messages = [_inbound(event) for event in events]
+        metrics.BATCH_SIZE.observe(len(messages))
+        inference_started = time.perf_counter()
+        outputs = await process_batch(
+            messages,
+            classifier=self._classifier,
+            policy=self._policy,
+            sla=self._sla,
+            max_bytes=self._settings.max_post_bytes,
+        )
+        metrics.INFERENCE_SECONDS.observe(time.perf_counter() - inference_started)
+        await self._store.write_batch(posts=outputs.posts, decisions=outputs.decisions)
+        await asyncio.gather(
+            self._publisher.publish_decisions(outputs.final_decisions),
+            self._publisher.publish_borderline(outputs.borderline),
+            self._publisher.publish_dead_letters(outputs.dead_letters),
+        )
+        self.processed += len(messages)
+        _observe(outputs)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        structlog.contextvars.clear_contextvars()
+
+
+def _inbound(event: EventT[bytes]) -> InboundMessage:
+    message = event.message
+    value = message.value
+    return InboundMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=value if value is None else bytes(value),
+    )
+
+
+def _observe(outputs: BatchOutputs) -> None:
+    now = datetime.now(UTC)
+    for decision in outputs.decisions:
+        metrics.DECISIONS.labels(verdict=decision.verdict.value).inc()
+        for category in decision.categories:
+            metrics.FLAGGED.labels(category=category).inc()
+    for decision in outputs.final_decisions:
+        metrics.INGEST_TO_DECISION_SECONDS.observe(
+            max(0.0, (now - decision.ingested_at).total_seconds())
+        )
+    for letter in outputs.dead_letters:
+        metrics.DEAD_LETTERS.labels(reason=letter.reason_code.value).inc()
+        log.warning(
+            "realtime.dead_lettered",
+            engine="faust",
+            reason=letter.reason_code.value,
+            detail=letter.detail,
+            partition=letter.source_partition,
+            offset=letter.source_offset,
+        )
+
+
+@asynccontextmanager
+async def build_faust_realtime(settings: Settings) -> AsyncIterator[FaustRealtimeEngine]:
+    """Wire the faust engine with the same adapters as ``build_realtime`` (model, policy, store,
+    publisher, ops endpoints)."""
+    providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
+    classifier = load_classifier(
+        settings.models_path, variant=settings.model_variant, providers=providers
+    )
+    policy = load_policy(settings.policy_path or default_policy_path())
+    store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())
+    try:
+        async with KafkaEventPublisher(settings) as publisher:
+            engine = FaustRealtimeEngine(
+                settings, classifier=classifier, policy=policy, store=store, publisher=publisher
+            )
+            ops = OpsServer(
+                settings.metrics_host, settings.realtime_metrics_port, readiness=engine.readiness
+            )
+            await ops.start()
+            try:
+                log.info("realtime.ready", engine="faust", metrics_port=ops.port)
+                yield engine
+            finally:
+                await ops.stop()
+    finally:
+        await store.close()
