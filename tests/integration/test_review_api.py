@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.review.web import create_app
-from tests.fixtures.services import fetch_rows
+from tests.fixtures.services import MODSTREAM, fetch_rows, settings_env
 from tests.integration.test_review_support import (
     PASSWORD,
     ReviewClient,
@@ -275,3 +275,32 @@ async def test_analysis_stops_upstream_when_the_reviewer_stops(review_env: Revie
     finally:
         async with aiohttp.ClientSession() as http:
             await http.post(f"{sim}/_sim/config", json={"stream_chunk_delay_s": 0.01})
+
+
+async def test_add_user_command_creates_a_login(review_env: ReviewEnv) -> None:
+    name = f"cli-{new_prefix()[7:17]}"
+
+    async def add_user() -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            MODSTREAM,
+            "review",
+            "add-user",
+            "--username",
+            name,
+            "--role",
+            "lead",
+            "--password-stdin",
+            env=settings_env(review_env.settings),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(f"{PASSWORD}\n".encode()), timeout=60)
+        return proc.returncode or 0, out.decode()
+
+    code, out = await add_user()
+    assert code == 0 and f"created lead {name}" in out
+    code, out = await add_user()
+    assert code == 2 and "already exists" in out
+    async with await logged_in(review_env, name) as client:
+        assert (await client.call("GET", "/api/me"))[1] == {"username": name, "role": "lead"}
