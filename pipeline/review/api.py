@@ -74,7 +74,7 @@ async def item(request: web.Request) -> web.Response:
 
 async def claim_next(request: web.Request) -> web.Response:
     ctx, session = _ctx(request), current_session(request)
-    claim = await ctx.queue.claim(session.username)
+    claim = await ctx.queue.claim(session.username, flt=parse_filter(request.query))
     ctx.metrics.claims.labels("claimed" if claim else "empty").inc()
     return reply({"claimed": asdict(claim) if claim else None})
 

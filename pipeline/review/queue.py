@@ -51,6 +51,8 @@ _CLAIM = f"""
 WITH next AS (
     SELECT item_id FROM review_items
     WHERE {_CLAIMABLE} AND ($4::text IS NULL OR item_id = $4)
+      AND ($5::text IS NULL OR reason = $5) AND severity >= $6
+      AND ($7::text IS NULL OR post_id LIKE $7 ESCAPE '\\')
     ORDER BY {_PRIORITY} DESC, item_id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -204,15 +206,29 @@ class ReviewQueue:
         await audit.record(self._pool, actor, action, subject, **detail)
 
     # --- leases --------------------------------------------------------------------------
-    async def claim(self, reviewer: str, item_id: str | None = None) -> Claim | None:
+    async def claim(
+        self, reviewer: str, item_id: str | None = None, flt: QueueFilter | None = None
+    ) -> Claim | None:
         """Lease the top-priority claimable item (or ``item_id``); ``None`` if there is none.
+
+        ``flt`` narrows "next" to a view of the queue (reason, minimum severity, post prefix),
+        e.g. an appeals-only reviewer; its state and limit are ignored.
 
         Raises :class:`ConflictError` when ``item_id`` is held by someone else or decided.
         """
         async with self._pool.acquire() as conn:
             for _ in range(5):
                 async with conn.transaction():
-                    row = await conn.fetchrow(_CLAIM, reviewer, self._aging, self._lease, item_id)
+                    row = await conn.fetchrow(
+                        _CLAIM,
+                        reviewer,
+                        self._aging,
+                        self._lease,
+                        item_id,
+                        flt.reason.value if flt and flt.reason else None,
+                        flt.min_severity if flt else 0.0,
+                        flt.like_pattern if flt else None,
+                    )
                     if row is not None:
                         await audit.record(conn, reviewer, "claim", row["item_id"])
                         return Claim(row["item_id"], row["post_id"], row["lease_expires_at"])
