@@ -54,6 +54,56 @@ async def seed_posts(pool: asyncpg.Pool, prefix: str, texts: list[str]) -> float
     return time.perf_counter() - started
 
 
+async def seed_history(pool: asyncpg.Pool, prefix: str, count: int) -> float:
+    """Give every seeded post an earlier real-time ``allow`` from an older model (COPY), as a
+    nightly replay finds them; returns seconds taken."""
+    from schemas import Stage, decision_id
+
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    old_model, old_policy = "bench-old-model", "bench-old-policy"
+    ids = [f"{prefix}{i:08d}" for i in range(count)]
+    dids = [decision_id(pid, Stage.REALTIME, old_model, old_policy) for pid in ids]
+    scores = json.dumps({"toxic": 0.05, "hate": 0.01, "spam": 0.01})
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.copy_records_to_table(
+            "verdicts",
+            records=[
+                (d, pid, "allow", scores, [], "realtime", old_model, old_policy, now, now)
+                for pid, d in zip(ids, dids, strict=True)
+            ],
+            columns=[
+                "decision_id",
+                "post_id",
+                "verdict",
+                "scores",
+                "categories",
+                "stage",
+                "model_version",
+                "policy_version",
+                "ingested_at",
+                "decided_at",
+            ],
+        )
+        await conn.copy_records_to_table(
+            "current_verdicts",
+            records=[
+                (pid, d, "allow", "realtime", old_model, old_policy, now)
+                for pid, d in zip(ids, dids, strict=True)
+            ],
+            columns=[
+                "post_id",
+                "decision_id",
+                "verdict",
+                "stage",
+                "model_version",
+                "policy_version",
+                "decided_at",
+            ],
+        )
+    return time.perf_counter() - started
+
+
 async def cleanup(pool: asyncpg.Pool, prefix: str, run_id: str | None) -> None:
     like = prefix + "%"
     async with pool.acquire() as conn, conn.transaction():
@@ -75,7 +125,9 @@ def raw_throughput(classifier: Any, texts: list[str], chunk: int) -> float:
     return len(texts) / (time.perf_counter() - started)
 
 
-async def _bench(settings: Settings, posts: int, keep: bool, progress: bool) -> dict[str, Any]:
+async def _bench(
+    settings: Settings, posts: int, keep: bool, progress: bool, history: bool
+) -> dict[str, Any]:
     from classifiers.onnx import load_classifier
     from pipeline.core.policy import load_policy
     from pipeline.kafka.admin import ensure_topics
@@ -107,6 +159,8 @@ async def _bench(settings: Settings, posts: int, keep: bool, progress: bool) -> 
     run_id: str | None = None
     try:
         seed_s = await seed_posts(pool, prefix, texts)
+        if history:
+            seed_s += await seed_history(pool, prefix, len(texts))
         click.echo(f"seeded {len(texts)} posts in {seed_s:.1f} s", err=True)
         raw = raw_throughput(classifier, texts, settings.replay_chunk_size)
         click.echo(f"raw classifier: {raw:,.0f} posts/s", err=True)
@@ -132,6 +186,7 @@ async def _bench(settings: Settings, posts: int, keep: bool, progress: bool) -> 
             "hours_per_1m_posts_cpu": round(1_000_000 / replay / 3600, 3),
             "replay_duration_s": round(elapsed, 2),
             "seed_s": round(seed_s, 2),
+            "seeded_history": history,
             "changed": report["changed"],
             "borderline": report["borderline"],
             "chunk_size": settings.replay_chunk_size,
@@ -159,8 +214,17 @@ async def _bench(settings: Settings, posts: int, keep: bool, progress: bool) -> 
 )
 @click.option("--keep", is_flag=True, help="Keep the seeded posts and verdicts afterwards.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option(
+    "--history/--no-history",
+    default=True,
+    show_default=True,
+    help="Seed an earlier allow verdict per post (a nightly replay's usual input); without it "
+    "every decision is new and published.",
+)
 @pass_context
-def bench_replay_cmd(ctx: _Context, posts: int, keep: bool, no_progress: bool) -> None:
+def bench_replay_cmd(
+    ctx: _Context, posts: int, keep: bool, no_progress: bool, history: bool
+) -> None:
     """Replay posts/s end to end (Postgres -> model -> Postgres) / raw classifier posts/s."""
-    summary = asyncio.run(_bench(ctx.settings, posts, keep, not no_progress))
+    summary = asyncio.run(_bench(ctx.settings, posts, keep, not no_progress, history))
     click.echo(json.dumps(summary, separators=(",", ":")))
