@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -214,6 +214,9 @@ class BatchPhase:
     tally: FrontierTally = field(default_factory=FrontierTally)
 
     async def run(self) -> FrontierTally:
+        saved = self.state.get("frontier_tally")
+        if isinstance(saved, dict):
+            self.tally = FrontierTally(**saved)  # a resumed run keeps counting
         batches: list[dict[str, Any]] = self.state.setdefault("frontier_batches", [])
         for entry in batches:
             if not entry.get("done"):
@@ -244,7 +247,7 @@ class BatchPhase:
                 new_entries.append(entry)
                 self.tally.submitted += len(items)
                 self.tally.batches += 1
-                await self.save_state(self.state)
+                await self._save()
         for entry in new_entries:
             await self._collect(entry)
         return self.tally
@@ -269,6 +272,10 @@ class BatchPhase:
         if group:
             await self._apply(group)
         entry["done"] = True
+        await self._save()
+
+    async def _save(self) -> None:
+        self.state["frontier_tally"] = asdict(self.tally)
         await self.save_state(self.state)
 
     async def _apply(self, results: Sequence[Any]) -> None:
@@ -299,6 +306,7 @@ class BatchPhase:
         await self.publish(out.changed, [r for r in out.reviews])
         async with self.pool.acquire() as conn, conn.transaction():
             await store.write_decisions(conn, decisions=out.decisions, reviews=out.reviews)
+        await self._save()
 
 
 def count_estimate(texts: Mapping[str, str] | Sequence[str]) -> tuple[int, int]:
