@@ -1,0 +1,456 @@
+"""Train the moderation model and write the small artifacts (``python -m classifiers.train``).
+
+Two candidates are trained from one cache of MiniLM hidden states (fixed seeds, 2 CPU threads):
+
+(a) ``frozen``   — encoder frozen, mean pooling, MLP head trained on the pooled embeddings;
+(b) ``finetune`` — the top ``top_layers`` encoder layers fine-tuned with the head for a bounded
+                   number of steps (head warm-started from (a)).
+
+Loss: masked, weighted BCE (unknown labels weigh 0, weak negatives :data:`~classifiers.data.WEAK`),
+``pos_weight = sqrt(neg/pos)`` per label, and per-dataset weights ``~ 1/sqrt(n)`` so no corpus
+dominates. The candidate with the best mean held-out PR-AUC is kept; thresholds come from dev.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+import torch
+from torch import nn
+
+from classifiers.base import LABELS
+from classifiers.data import DEFAULT_DATA_DIR, HELD_OUT, Example, load_examples
+from classifiers.encoder import BASE_MODEL_NAME, base_model_dir
+from classifiers.layout import ARTIFACTS_DIR
+from classifiers.metrics import precision_at
+from classifiers.model import (
+    ModerationModel,
+    load_encoder,
+    make_head,
+    mean_pool,
+    run_layers,
+    save_artifacts,
+)
+from classifiers.tokenize import TextEncoder
+
+log = structlog.get_logger(__name__)
+Array = npt.NDArray[np.float64]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data_dir: Path = DEFAULT_DATA_DIR
+    out_dir: Path = ARTIFACTS_DIR
+    max_tokens: int = 128
+    top_layers: int = 2
+    head_width: int = 256
+    head_epochs: int = 12
+    finetune_steps: int = 3000
+    batch_size: int = 32
+    encoder_lr: float = 5e-5
+    head_lr: float = 5e-4
+    seed: int = 13
+    threads: int = 2
+    removal_precision: float = 0.9
+    borderline_budget: float = 0.05
+    candidates: tuple[str, ...] = field(default=("frozen", "finetune"))
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class _Data:
+    """Examples with targets, weights and cached hidden states at the fine-tuning boundary."""
+
+    def __init__(self, examples: list[Example], cache: list[torch.Tensor]) -> None:
+        self.examples = examples
+        self.cache = cache
+        self.targets = torch.tensor([e.targets for e in examples], dtype=torch.float32)
+        self.weights = torch.tensor([e.weights for e in examples], dtype=torch.float32)
+        self.lengths = np.array([c.shape[0] for c in cache])
+
+    def indices(self, split: str, dataset: str | None = None) -> list[int]:
+        return [
+            i
+            for i, e in enumerate(self.examples)
+            if e.split == split and (dataset is None or e.dataset == dataset)
+        ]
+
+    def batch(self, idx: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = int(max(self.lengths[i] for i in idx))
+        hidden = torch.zeros(len(idx), width, self.cache[0].shape[1])
+        mask = torch.zeros(len(idx), width, dtype=torch.long)
+        for row, i in enumerate(idx):
+            n = self.cache[i].shape[0]
+            hidden[row, :n] = self.cache[i].float()
+            mask[row, :n] = 1
+        return hidden, mask
+
+
+def _length_batches(
+    lengths: npt.NDArray[Any], idx: Sequence[int], size: int, rng: np.random.Generator
+) -> list[list[int]]:
+    """Batches of similar length (little padding), in random order."""
+    noisy = lengths[list(idx)] + rng.random(len(idx))
+    order = [idx[j] for j in np.argsort(noisy)]
+    batches = [order[s : s + size] for s in range(0, len(order), size)]
+    rng.shuffle(batches)
+    return batches
+
+
+@torch.inference_mode()
+def _build_cache(
+    encoder: Any, token_ids: list[list[int]], boundary: int, progress: Progress
+) -> list[torch.Tensor]:
+    """Hidden states after the first ``boundary`` layers, fp16, one tensor per text."""
+    cache: list[torch.Tensor] = [torch.empty(0)] * len(token_ids)
+    order = np.argsort([len(t) for t in token_ids])
+    started = time.monotonic()
+    for step, start in enumerate(range(0, len(order), 128)):
+        idx = order[start : start + 128]
+        width = max(len(token_ids[i]) for i in idx)
+        ids = torch.zeros(len(idx), width, dtype=torch.long)
+        mask = torch.zeros(len(idx), width, dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids[row, : len(token_ids[i])] = torch.tensor(token_ids[i])
+            mask[row, : len(token_ids[i])] = 1
+        hidden = encoder.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
+        from classifiers.model import extended_mask
+
+        ext = extended_mask(mask, hidden.dtype)
+        for layer in encoder.encoder.layer[:boundary]:
+            hidden = layer(hidden, attention_mask=ext)[0]
+        for row, i in enumerate(idx):
+            cache[i] = hidden[row, : len(token_ids[i])].half().clone()
+        if step % 100 == 0:
+            progress(f"cache {start}/{len(order)} texts ({time.monotonic() - started:.0f}s)")
+    return cache
+
+
+def _loss_fn(
+    data: _Data, train_idx: list[int]
+) -> Callable[[torch.Tensor, list[int]], torch.Tensor]:
+    targets, weights = data.targets, data.weights.clone()
+    known = weights[train_idx] >= 1.0
+    pos = (targets[train_idx] * known).sum(0)
+    neg = ((1 - targets[train_idx]) * known).sum(0)
+    pos_weight = torch.sqrt(neg / pos.clamp(min=1.0))
+    counts: dict[str, int] = {}
+    for i in train_idx:
+        counts[data.examples[i].dataset] = counts.get(data.examples[i].dataset, 0) + 1
+    mean_n = sum(counts.values()) / len(counts)
+    ds_weight = {d: math.sqrt(mean_n / n) for d, n in counts.items()}
+    row_weight = torch.tensor([ds_weight.get(e.dataset, 1.0) for e in data.examples])
+    bce = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight)
+
+    def loss(logits: torch.Tensor, idx: list[int]) -> torch.Tensor:
+        w = weights[idx] * row_weight[idx, None]
+        value: torch.Tensor = (bce(logits, targets[idx]) * w).sum() / w.sum().clamp(min=1e-6)
+        return value
+
+    return loss
+
+
+@torch.inference_mode()
+def _pooled(encoder: Any, data: _Data, idx: list[int], boundary: int) -> torch.Tensor:
+    out = torch.zeros(len(idx), encoder.config.hidden_size)
+    order = np.argsort(data.lengths[idx])
+    for s in range(0, len(order), 256):
+        rows = order[s : s + 256]
+        hidden, mask = data.batch([idx[r] for r in rows])
+        out[torch.as_tensor(rows)] = mean_pool(run_layers(encoder, hidden, mask, boundary), mask)
+    return out
+
+
+def _train_frozen(
+    cfg: TrainConfig, encoder: Any, data: _Data, boundary: int, progress: Progress
+) -> tuple[nn.Sequential, torch.Tensor]:
+    progress("frozen: pooling embeddings")
+    pooled = _pooled(encoder, data, list(range(len(data.examples))), boundary)
+    train_idx, dev_idx = data.indices("train"), data.indices("dev")
+    loss = _loss_fn(data, train_idx)
+    _seed(cfg.seed)
+    head = make_head(encoder.config.hidden_size, len(LABELS), cfg.head_width)
+    opt = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    best, best_state = float("inf"), copy.deepcopy(head.state_dict())
+    for epoch in range(cfg.head_epochs):
+        head.train()
+        perm = torch.randperm(len(train_idx), generator=gen).tolist()
+        for s in range(0, len(perm), 256):
+            idx = [train_idx[j] for j in perm[s : s + 256]]
+            opt.zero_grad()
+            torch.autograd.backward(loss(head(pooled[idx]), idx))
+            opt.step()
+        head.eval()
+        with torch.no_grad():
+            dev_loss = float(loss(head(pooled[dev_idx]), dev_idx))
+        progress(f"frozen: epoch {epoch + 1}/{cfg.head_epochs} dev loss {dev_loss:.4f}")
+        if dev_loss < best:
+            best, best_state = dev_loss, copy.deepcopy(head.state_dict())
+    head.load_state_dict(best_state)
+    head.eval()
+    with torch.no_grad():
+        probs = torch.sigmoid(head(pooled))
+    return head, probs
+
+
+def _train_finetune(
+    cfg: TrainConfig,
+    encoder: Any,
+    head: nn.Sequential,
+    data: _Data,
+    boundary: int,
+    progress: Progress,
+) -> tuple[Any, nn.Sequential, torch.Tensor]:
+    _seed(cfg.seed)
+    encoder, head = copy.deepcopy(encoder), copy.deepcopy(head)
+    top = encoder.encoder.layer[boundary:]
+    for p in encoder.parameters():
+        p.requires_grad_(False)
+    for p in top.parameters():
+        p.requires_grad_(True)
+    train_idx = data.indices("train")
+    loss = _loss_fn(data, train_idx)
+    opt = torch.optim.AdamW(
+        [
+            {"params": top.parameters(), "lr": cfg.encoder_lr},
+            {"params": head.parameters(), "lr": cfg.head_lr},
+        ],
+        weight_decay=0.01,
+    )
+    warmup = max(1, cfg.finetune_steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, 1 - s / cfg.finetune_steps)
+    )
+    rng = np.random.default_rng(cfg.seed)
+    batches: list[list[int]] = []
+    started, running = time.monotonic(), 0.0
+    for step in range(cfg.finetune_steps):
+        if not batches:
+            batches = _length_batches(data.lengths, train_idx, cfg.batch_size, rng)
+        idx = batches.pop()
+        hidden, mask = data.batch(idx)
+        top.train()
+        head.train()
+        logits = head(mean_pool(run_layers(encoder, hidden, mask, boundary), mask))
+        value = loss(logits, idx)
+        opt.zero_grad()
+        torch.autograd.backward(value)
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
+        opt.step()
+        sched.step()
+        running = 0.98 * running + 0.02 * float(value) if step else float(value)
+        if step % 250 == 0 or step == cfg.finetune_steps - 1:
+            progress(
+                f"finetune: step {step + 1}/{cfg.finetune_steps} loss {running:.4f}"
+                f" ({time.monotonic() - started:.0f}s)"
+            )
+    encoder.eval()
+    head.eval()
+    pooled = _pooled(encoder, data, list(range(len(data.examples))), boundary)
+    with torch.no_grad():
+        probs = torch.sigmoid(head(pooled))
+    return encoder, head, probs
+
+
+def _auc_table(
+    data: _Data, probs: Array, splits: Sequence[str]
+) -> dict[str, dict[str, dict[str, float]]]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for name in splits:
+        dataset, split = name.split(":")
+        idx = data.indices(split, None if dataset == "all" else dataset)
+        row: dict[str, dict[str, float]] = {}
+        for j, label in enumerate(LABELS):
+            known = [i for i in idx if data.weights[i, j] >= 1.0]
+            y = data.targets[known, j].numpy()
+            if len(known) < 10 or y.min() == y.max():
+                continue
+            p = probs[known, j]
+            row[label] = {
+                "roc_auc": round(float(roc_auc_score(y, p)), 4),
+                "pr_auc": round(float(average_precision_score(y, p)), 4),
+                "n": len(known),
+            }
+        table[name] = row
+    return table
+
+
+def _mean_pr_auc(table: dict[str, dict[str, dict[str, float]]]) -> float:
+    values = [m["pr_auc"] for split in table.values() for m in split.values()]
+    return float(np.mean(values)) if values else 0.0
+
+
+def choose_thresholds(
+    data: _Data, probs: Array, cfg: TrainConfig
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Per label: lowest remove threshold with dev precision >= target; review band in budget."""
+    dev = data.indices("dev")
+    grid = np.round(np.arange(0.30, 0.991, 0.01), 2)
+    thresholds: dict[str, dict[str, float]] = {}
+    curves: dict[str, list[dict[str, float]]] = {}
+    per_label_budget = cfg.borderline_budget / len(LABELS)
+    for j, label in enumerate(LABELS):
+        known = [i for i in dev if data.weights[i, j] >= 1.0]
+        y, p = data.targets[known, j].numpy().astype(np.float64), probs[known, j]
+        p_all = probs[dev, j]
+        remove_at, achieved = float(grid[-1]), False
+        for t in grid:
+            precision, _, npred = precision_at(y, p, float(t))
+            if precision >= cfg.removal_precision and npred >= 20:
+                remove_at, achieved = float(t), True
+                break
+        review_at = remove_at
+        for t in grid[grid < remove_at]:
+            share = float(np.mean((p_all >= t) & (p_all < remove_at)))
+            if share <= per_label_budget:
+                review_at = float(t)
+                break
+        thresholds[label] = {
+            "remove_at": remove_at,
+            "review_at": review_at,
+            "precision_target_met": achieved,
+        }
+        curve = []
+        for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98):
+            precision, recall, _ = precision_at(y, p, t)
+            curve.append(
+                {
+                    "threshold": t,
+                    "precision": round(precision, 4),
+                    "recall": round(recall, 4),
+                    "flagged_share": round(float(np.mean(p_all >= t)), 4),
+                    "borderline_share_if_review_at": round(
+                        float(np.mean((p_all >= t) & (p_all < remove_at))), 4
+                    )
+                    if t < remove_at
+                    else 0.0,
+                }
+            )
+        curves[label] = curve
+    above_remove = np.zeros(len(dev), dtype=bool)
+    above_review = np.zeros(len(dev), dtype=bool)
+    for j, label in enumerate(LABELS):
+        above_remove |= probs[dev, j] >= thresholds[label]["remove_at"]
+        above_review |= probs[dev, j] >= thresholds[label]["review_at"]
+    summary = {
+        "curves": curves,
+        "dev_remove_share": round(float(above_remove.mean()), 4),
+        "dev_borderline_share": round(float((above_review & ~above_remove).mean()), 4),
+        "dev_texts": len(dev),
+    }
+    return thresholds, summary
+
+
+def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
+    """Train the candidates, keep the best, write artifacts to ``cfg.out_dir``; returns metadata."""
+    say: Progress = progress or (lambda msg: log.info("train.progress", step=msg))
+    started = time.monotonic()
+    torch.set_num_threads(cfg.threads)
+    _seed(cfg.seed)
+    examples = load_examples(cfg.data_dir)
+    say(f"loaded {len(examples)} examples")
+    tokens = TextEncoder(base_model_dir() / "tokenizer.json", cfg.max_tokens).encode(
+        [e.text for e in examples]
+    )
+    encoder = load_encoder()
+    encoder.train(False)
+    boundary = encoder.config.num_hidden_layers - cfg.top_layers
+    data = _Data(examples, _build_cache(encoder, tokens, boundary, say))
+    splits = ["all:dev", *HELD_OUT]
+
+    head, frozen_probs = _train_frozen(cfg, encoder, data, boundary, say)
+    results: dict[str, Any] = {
+        "frozen": (encoder, head, frozen_probs.numpy().astype(np.float64), 0)
+    }
+    if "finetune" in cfg.candidates:
+        ft_encoder, ft_head, ft_probs = _train_finetune(cfg, encoder, head, data, boundary, say)
+        results["finetune"] = (
+            ft_encoder,
+            ft_head,
+            ft_probs.numpy().astype(np.float64),
+            cfg.top_layers,
+        )
+
+    comparison: dict[str, Any] = {}
+    for name, (_, _, probs, _) in results.items():
+        table = _auc_table(data, probs, splits)
+        held = {k: v for k, v in table.items() if k != "all:dev"}
+        comparison[name] = {
+            "splits": table,
+            "held_out_mean_pr_auc": round(_mean_pr_auc(held), 4),
+            "dev_mean_pr_auc": round(_mean_pr_auc({"d": table["all:dev"]}), 4),
+        }
+    chosen = max(comparison, key=lambda n: comparison[n]["held_out_mean_pr_auc"])
+    enc, head, probs, top_layers = results[chosen]
+    thresholds, tradeoff = choose_thresholds(data, probs, cfg)
+    meta: dict[str, Any] = {
+        "base_model": BASE_MODEL_NAME,
+        "labels": list(LABELS),
+        "max_tokens": cfg.max_tokens,
+        "head_width": cfg.head_width,
+        "top_layers": top_layers,
+        "chosen": chosen,
+        "comparison": comparison,
+        "thresholds": thresholds,
+        "tradeoff": tradeoff,
+        "config": {
+            k: (str(v) if isinstance(v, Path) else v)
+            for k, v in asdict(cfg).items()
+            if k not in {"data_dir", "out_dir"}
+        },
+        "counts": {f"{d}:{s}": n for (d, s), n in sorted(_counts(examples).items())},
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "train_seconds": round(time.monotonic() - started, 1),
+    }
+    save_artifacts(ModerationModel(enc, head), top_layers, meta, cfg.out_dir)
+    say(f"chose {chosen}; artifacts in {cfg.out_dir}")
+    return meta
+
+
+def _counts(examples: list[Example]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = {}
+    for e in examples:
+        out[(e.dataset, e.split)] = out.get((e.dataset, e.split), 0) + 1
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument("--out", type=Path, default=ARTIFACTS_DIR)
+    parser.add_argument("--steps", type=int, default=TrainConfig.finetune_steps)
+    parser.add_argument("--top-layers", type=int, default=TrainConfig.top_layers)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    args = parser.parse_args(argv)
+    cfg = TrainConfig(
+        data_dir=args.data_dir,
+        out_dir=args.out,
+        finetune_steps=args.steps,
+        top_layers=args.top_layers,
+        seed=args.seed,
+    )
+    train(cfg, progress=lambda msg: print(msg, flush=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Moderation policy: per-category thresholds turning classifier scores into a verdict.
+
+:func:`evaluate` is pure. A category at or above ``remove_at`` removes the post; otherwise one at
+or above ``review_at`` makes it borderline (sent to the frontier stage); otherwise it is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ModerationError
+from schemas.events import Verdict
+
+DEFAULT_POLICY = "default.v1.json"
+
+
+class PolicyError(ModerationError):
+    """A policy file is missing or invalid, or scores do not match the policy's categories."""
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    remove_at: float
+    review_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    version: str
+    thresholds: Mapping[str, Thresholds]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyOutcome:
+    verdict: Verdict
+    categories: list[str]
+    severity: float
+
+
+def evaluate(policy: Policy, scores: Mapping[str, float]) -> PolicyOutcome:
+    """Verdict for one post's scores; ``categories`` are those at/over their review threshold."""
+    missing = [name for name in policy.thresholds if name not in scores]
+    if missing:
+        raise PolicyError(f"scores lack policy categories {missing} (policy {policy.version})")
+    flagged: list[str] = []
+    remove = False
+    severity = 0.0
+    for name, limits in policy.thresholds.items():
+        score = float(scores[name])
+        if math.isnan(score):
+            raise PolicyError(f"score for {name!r} is NaN")
+        severity = max(severity, score)
+        if score >= limits.review_at:
+            flagged.append(name)
+        if score >= limits.remove_at:
+            remove = True
+    verdict = Verdict.REMOVE if remove else Verdict.BORDERLINE if flagged else Verdict.ALLOW
+    return PolicyOutcome(verdict=verdict, categories=flagged, severity=severity)
+
+
+def _probability(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise PolicyError(f"{where} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def parse_policy(document: Any, source: str = "<policy>") -> Policy:
+    """Validate a decoded policy document."""
+    if not isinstance(document, dict):
+        raise PolicyError(f"{source}: expected a JSON object")
+    version = document.get("version")
+    if not isinstance(version, str) or not version:
+        raise PolicyError(f"{source}: 'version' must be a non-empty string")
+    categories = document.get("categories")
+    if not isinstance(categories, dict) or not categories:
+        raise PolicyError(f"{source}: 'categories' must be a non-empty object")
+    thresholds: dict[str, Thresholds] = {}
+    for name, limits in categories.items():
+        if not isinstance(limits, dict):
+            raise PolicyError(f"{source}: categories.{name} must be an object")
+        remove_at = _probability(limits.get("remove_at"), f"{source}: categories.{name}.remove_at")
+        review_at = _probability(limits.get("review_at"), f"{source}: categories.{name}.review_at")
+        if review_at > remove_at:
+            raise PolicyError(
+                f"{source}: categories.{name}: review_at {review_at} > remove_at {remove_at}"
+            )
+        thresholds[name] = Thresholds(remove_at=remove_at, review_at=review_at)
+    return Policy(version=version, thresholds=thresholds)
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Read and validate a policy file (default: the shipped ``default.v1.json``)."""
+    target = path if path is not None else default_policy_path()
+    try:
+        text = target.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy {target}: {exc.strerror or exc}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise PolicyError(f"policy {target} is not valid JSON: {exc}") from None
+    return parse_policy(document, str(target))
+
+
+def default_policy_path() -> Path:
+    """Path of the policy shipped with the package."""
+    return Path(str(resources.files("pipeline.policies").joinpath(DEFAULT_POLICY)))

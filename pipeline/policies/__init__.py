@@ -1,0 +1,1 @@
+"""Shipped policy files (package data), loaded with :func:`pipeline.core.policy.load_policy`."""

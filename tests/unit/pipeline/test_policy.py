@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline.core.policy import (
+    Policy,
+    PolicyError,
+    Thresholds,
+    default_policy_path,
+    evaluate,
+    load_policy,
+    parse_policy,
+)
+from schemas.events import Verdict
+
+POLICY = Policy(
+    version="test.v1",
+    thresholds={
+        "toxic": Thresholds(remove_at=0.9, review_at=0.6),
+        "hate": Thresholds(remove_at=0.8, review_at=0.5),
+        "spam": Thresholds(remove_at=0.95, review_at=0.95),
+    },
+)
+
+
+def scores(toxic: float = 0.0, hate: float = 0.0, spam: float = 0.0) -> dict[str, float]:
+    return {"toxic": toxic, "hate": hate, "spam": spam}
+
+
+def test_allow_below_every_review_threshold() -> None:
+    out = evaluate(POLICY, scores(0.59, 0.49, 0.5))
+    assert out.verdict is Verdict.ALLOW
+    assert out.categories == []
+    assert out.severity == pytest.approx(0.59)
+
+
+def test_borderline_at_review_threshold() -> None:
+    out = evaluate(POLICY, scores(toxic=0.6))
+    assert out.verdict is Verdict.BORDERLINE
+    assert out.categories == ["toxic"]
+
+
+def test_remove_at_threshold_lists_all_flagged_categories() -> None:
+    out = evaluate(POLICY, scores(toxic=0.7, hate=0.8))
+    assert out.verdict is Verdict.REMOVE
+    assert out.categories == ["toxic", "hate"]
+    assert out.severity == pytest.approx(0.8)
+
+
+def test_equal_review_and_remove_never_borderline() -> None:
+    assert evaluate(POLICY, scores(spam=0.95)).verdict is Verdict.REMOVE
+    assert evaluate(POLICY, scores(spam=0.949)).verdict is Verdict.ALLOW
+
+
+def test_missing_category_and_nan_are_errors() -> None:
+    with pytest.raises(PolicyError, match="spam"):
+        evaluate(POLICY, {"toxic": 0.1, "hate": 0.1})
+    with pytest.raises(PolicyError, match="NaN"):
+        evaluate(POLICY, scores(toxic=float("nan")))
+
+
+def test_extra_scores_are_ignored() -> None:
+    assert evaluate(POLICY, {**scores(), "other": 1.0}).verdict is Verdict.ALLOW
+
+
+@given(st.tuples(*[st.floats(0, 1)] * 3), st.tuples(*[st.floats(0, 1)] * 3))
+def test_verdict_is_monotone_in_scores(a: tuple[float, ...], b: tuple[float, ...]) -> None:
+    rank = {Verdict.ALLOW: 0, Verdict.BORDERLINE: 1, Verdict.REMOVE: 2}
+    low = [min(x, y) for x, y in zip(a, b, strict=True)]
+    high = [max(x, y) for x, y in zip(a, b, strict=True)]
+    assert (
+        rank[evaluate(POLICY, scores(*low)).verdict]
+        <= rank[evaluate(POLICY, scores(*high)).verdict]
+    )
+
+
+def test_default_policy_loads() -> None:
+    policy = load_policy(default_policy_path())
+    assert policy.version
+    assert set(policy.thresholds) >= {"toxic", "hate", "spam"}
+    for limits in policy.thresholds.values():
+        assert 0.0 < limits.review_at <= limits.remove_at <= 1.0
+    assert load_policy() == policy
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ([], "JSON object"),
+        ({"categories": {"x": {"remove_at": 1, "review_at": 0}}}, "version"),
+        ({"version": "v", "categories": {}}, "non-empty"),
+        (
+            {"version": "v", "categories": {"x": {"remove_at": 1.5, "review_at": 0.1}}},
+            r"remove_at must be",
+        ),
+        (
+            {"version": "v", "categories": {"x": {"remove_at": 0.5, "review_at": 0.7}}},
+            "review_at 0.7 > remove_at",
+        ),
+        (
+            {"version": "v", "categories": {"x": {"remove_at": True, "review_at": 0.1}}},
+            "remove_at must be",
+        ),
+    ],
+)
+def test_invalid_documents(document: object, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy(document)
+
+
+def test_load_policy_errors(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot read"):
+        load_policy(tmp_path / "absent.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope", encoding="utf-8")
+    with pytest.raises(PolicyError, match="not valid JSON"):
+        load_policy(bad)
+    good = tmp_path / "good.json"
+    good.write_text(
+        json.dumps({"version": "v9", "categories": {"toxic": {"remove_at": 0.9, "review_at": 0.5}}})
+    )
+    assert load_policy(good).version == "v9"
