@@ -447,8 +447,7 @@ class ReplayJob:
                     raise
                 hint = f" or --resume {self._run_id} to continue" if self._run_id else ""
                 raise ReplayError(
-                    f"replay failed ({type(exc).__name__}: {exc}); run the same command "
-                    f"again{hint}"
+                    f"replay failed ({type(exc).__name__}: {exc}); run the same command again{hint}"
                 ) from exc
             report = self._report(store.SUCCEEDED, started, posts_before, frontier, None)
             await self._finish(lock, store.SUCCEEDED, report)
@@ -456,7 +455,7 @@ class ReplayJob:
 
     async def _finish(self, lock: asyncpg.Connection, status: str, report: dict[str, Any]) -> None:
         if self._run_id is not None and not self._req.dry_run:
-            final = {**report, "frontier_batches": self._state.get("frontier_batches", [])}
+            final = {**self._state, **report, "state": status}  # keeps what a resume needs
             try:
                 await store.finish_run(lock, self._run_id, status, final)
                 await store.unlock_run(lock, self._run_id)

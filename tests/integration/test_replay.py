@@ -433,3 +433,54 @@ async def test_webhook_receives_the_report(
         await runner.cleanup()
     assert received and received[0]["run_id"] == report["run_id"]
     assert received[0]["status"] == "succeeded"
+
+
+async def test_interrupted_while_polling_collects_the_same_batch(
+    settings: Settings, pool: asyncpg.Pool, sim: SimulatorServer
+) -> None:
+    import aiohttp
+
+    pre = prefix()
+    ids = await seed(pool, pre, ["KEY_BORDER I will kill you", "KEY_BORDER nice"])
+    local = settings.model_copy(update={"anthropic_base_url": sim.url})
+    sim.simulator.config = sim.simulator.config.updated(
+        {"batch_error_rate": 0.0, "batch_processing_s": 3.0}
+    )
+
+    async def batches() -> list[str]:
+        headers = {"x-api-key": "sim-key", "anthropic-version": "2023-06-01"}
+        async with aiohttp.ClientSession(headers=headers) as session:
+            response = await session.get(f"{sim.url}/v1/messages/batches?limit=1000")
+            return [b["id"] for b in (await response.json())["data"]]
+
+    known = set(await batches())
+    async with FrontierClient(local) as client:
+        task = asyncio.create_task(
+            run_job(local, pool, ReplayRequest(id_prefix=pre, progress=False), frontier=client)
+        )
+        for _ in range(400):  # until the run has submitted its batch
+            if set(await batches()) - known:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    run = await pool.fetchrow(
+        "SELECT status, report FROM replay_runs WHERE params->'selection'->>'id_prefix' = $1", pre
+    )
+    assert run["status"] == "failed"
+    assert len(json.loads(run["report"])["frontier_batches"]) == 1
+    try:
+        async with FrontierClient(local) as client:
+            report = await run_job(
+                local, pool, ReplayRequest(id_prefix=pre, progress=False), frontier=client
+            )
+    finally:
+        sim.simulator.config = sim.simulator.config.updated({"batch_processing_s": 0.3})
+    assert report["resumes"] == 1 and len(set(await batches()) - known) == 1  # not resubmitted
+    assert report["frontier"]["decided"] == 2 and report["frontier"]["borderline_sent"] == 2
+    current = await fetch_rows(
+        settings, "SELECT verdict FROM current_verdicts WHERE post_id = $1", ids[0]
+    )
+    assert current[0]["verdict"] == "remove"
