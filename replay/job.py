@@ -510,11 +510,11 @@ async def run(
     """Build the collaborators from ``settings`` and run one replay; returns its report."""
     from classifiers.onnx import load_classifier
     from pipeline.core.policy import load_policy
-    from pipeline.modelstore import ensure_model
 
     request = with_request_defaults(settings, request)
     policy = load_policy(settings.policy_path)
-    ensure_model(settings)
+    # Like the real-time stage: load the built model (k8s mounts it read-only); a missing model
+    # is a ModelNotFoundError telling the operator to run `modstream model build`.
     providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
     classifier = load_classifier(
         settings.models_path, variant=settings.model_variant, providers=providers
