@@ -12,7 +12,9 @@ from pipeline.commands.bench import bench
 from pipeline.config import Settings
 
 
-async def _bench(settings: Settings, posts: int, naive_posts: int, latency_s: float) -> dict[str, Any]:
+async def _bench(
+    settings: Settings, posts: int, naive_posts: int, latency_s: float
+) -> dict[str, Any]:
     from classifiers.onnx import load_classifier
     from pipeline.core.policy import default_policy_path, load_policy
     from pipeline.modelstore import ensure_model
@@ -41,7 +43,9 @@ async def _bench(settings: Settings, posts: int, naive_posts: int, latency_s: fl
 @bench.command("realtime")
 @click.option("--posts", default=4000, show_default=True, help="Backlog size for max throughput.")
 @click.option("--naive-posts", default=400, show_default=True, help="Posts for the naive consumer.")
-@click.option("--latency-seconds", default=20.0, show_default=True, help="Length of the half-load run.")
+@click.option(
+    "--latency-seconds", default=20.0, show_default=True, help="Length of the half-load run."
+)
 @click.pass_obj
 def bench_realtime(obj: Any, posts: int, naive_posts: int, latency_seconds: float) -> None:
     """Pipeline throughput vs raw classifier vs naive consumer, and latency at half load."""

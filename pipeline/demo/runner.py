@@ -131,7 +131,9 @@ async def _watch(settings: Settings, stats: DemoStats, run_id: str, stop: asynci
         await consumer.stop()
 
 
-async def _produce(settings: Settings, posts: list[PostEvent], rate: float, stats: DemoStats) -> None:
+async def _produce(
+    settings: Settings, posts: list[PostEvent], rate: float, stats: DemoStats
+) -> None:
     async with KafkaEventPublisher(settings, client_id="demo-producer") as publisher:
         started = time.monotonic()
         for i, post in enumerate(posts):
@@ -157,8 +159,8 @@ def start_stage(settings: Settings, stage: str, log_dir: Path) -> subprocess.Pop
         )
 
 
-async def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_ready(port: int, process: subprocess.Popen[bytes], within: float) -> None:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"stage exited with {process.returncode}; see its log")
@@ -172,7 +174,7 @@ async def _wait_ready(port: int, process: subprocess.Popen[bytes], timeout: floa
         except OSError:
             pass
         await asyncio.sleep(0.5)
-    raise RuntimeError(f"stage not ready after {timeout:.0f}s")
+    raise RuntimeError(f"stage not ready after {within:.0f}s")
 
 
 async def run_demo(settings: Settings, *, rate: float, console: Console) -> dict[str, Any]:
@@ -183,7 +185,7 @@ async def run_demo(settings: Settings, *, rate: float, console: Console) -> dict
     console.print(f"[bold]starting the real-time stage[/] (logs in {log_dir})")
     realtime = start_stage(settings, "realtime", log_dir)
     try:
-        await _wait_ready(settings.realtime_metrics_port, realtime, timeout=120)
+        await _wait_ready(settings.realtime_metrics_port, realtime, within=120)
         stats = DemoStats()
         stop = asyncio.Event()
         watcher = asyncio.create_task(_watch(settings, stats, run_id, stop))

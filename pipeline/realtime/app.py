@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from classifiers.onnx import load_classifier
-
 from pipeline.config import Settings
 from pipeline.core.policy import default_policy_path, load_policy
 from pipeline.kafka.producer import KafkaEventPublisher

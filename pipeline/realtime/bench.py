@@ -149,10 +149,9 @@ async def _latency_under_load(
                     ingested = datetime.fromisoformat(document["ingested_at"])
                     latencies.append((now - ingested).total_seconds() * 1000)
                     seen += 1
-            if producer.done() and stage.processed >= len(texts):
-                if expected_final is None:
-                    expected_final = seen
-                    deadline = min(deadline, time.monotonic() + 3)
+            if producer.done() and stage.processed >= len(texts) and expected_final is None:
+                expected_final = seen
+                deadline = min(deadline, time.monotonic() + 3)
         stop.set()
         await task
         await producer

@@ -9,7 +9,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
 from classifiers.base import Classifier
 from pipeline.core.policy import Policy, Thresholds
-from pipeline.realtime.batch import InboundMessage, decode_batch, decide_batch, process_batch
+from pipeline.realtime.batch import InboundMessage, decide_batch, decode_batch, process_batch
 from pipeline.realtime.stage import _next_offsets
 from schemas import DeadLetterReason, Stage, Verdict, decision_id
 from tests.fixtures.fakes import FixedScoreClassifier, keyword_rule
