@@ -29,7 +29,7 @@ for _name, _value in TEST_ENV.items():
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-pytest_plugins = ["tests.fixtures.stack"]
+pytest_plugins = ["tests.fixtures.stack", "tests.fixtures.model"]
 
 
 def pytest_sessionfinish(session: object, exitstatus: int) -> None:

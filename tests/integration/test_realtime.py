@@ -27,7 +27,7 @@ from tests.fixtures.services import (
     wait_for_current_verdicts,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("built_model")]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("model_dir")]
 
 SAMPLE = Path(__file__).resolve().parents[2] / "pipeline" / "demo" / "sample_posts.jsonl"
 TEXTS = [json.loads(line)["text"] for line in SAMPLE.read_text().splitlines()]
@@ -138,11 +138,16 @@ async def test_kill_9_at_random_points_loses_nothing_and_duplicates_nothing(
 
     feeder = asyncio.create_task(feed())
     stage.start()
+    kills_while_consuming = 0
     for _ in range(4):
-        await asyncio.sleep(rng.uniform(2.5, 5.0))
+        # Kill only once the stage owns partitions, at a random point of its work.
+        await stage.wait_ready()
+        await asyncio.sleep(rng.uniform(0.3, 2.5))
         stage.kill9()
+        kills_while_consuming += 1
         stage.start()
     await feeder
+    assert kills_while_consuming == 4
     decided = await wait_for_current_verdicts(settings, post_ids, within=180, stage=stage)
     assert stage.terminate() == 0, stage.logs()[-3000:]
     assert decided == len(posts)
@@ -212,14 +217,13 @@ def test_malformed_events_all_land_in_the_dead_letter_topic_with_a_reason(
         base = load_settings()
         await up(base)  # idempotent: the session's stack is already running
         settings = await isolated_settings(base, "dlq", partitions_posts=1)
-        marker = post_document("dlq-marker", "the last post")
+        marker_id = f"dlq-marker-{uuid.uuid4().hex[:8]}"
+        marker = post_document(marker_id, "the last post")
         await produce_raw(settings, [*values, *jsonl([marker])])
         stage = StageProcess(settings, "realtime", tmp_path_factory.mktemp("dlq"))
         stage.start()
         try:
-            assert await wait_for_current_verdicts(
-                settings, ["dlq-marker"], within=90, stage=stage
-            )
+            assert await wait_for_current_verdicts(settings, [marker_id], within=90, stage=stage)
         finally:
             assert stage.terminate() == 0
         letters = [
