@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import random
 import time
@@ -34,7 +35,6 @@ from classifiers.base import LABELS
 from classifiers.data import DEFAULT_DATA_DIR, HELD_OUT, Example, load_examples
 from classifiers.encoder import BASE_MODEL_NAME, base_model_dir
 from classifiers.layout import ARTIFACTS_DIR
-from classifiers.metrics import precision_at
 from classifiers.model import (
     ModerationModel,
     load_encoder,
@@ -43,6 +43,7 @@ from classifiers.model import (
     run_layers,
     save_artifacts,
 )
+from classifiers.thresholds import choose_thresholds
 from classifiers.tokenize import TextEncoder
 
 log = structlog.get_logger(__name__)
@@ -300,67 +301,6 @@ def _mean_pr_auc(table: dict[str, dict[str, dict[str, float]]]) -> float:
     return float(np.mean(values)) if values else 0.0
 
 
-def choose_thresholds(
-    data: _Data, probs: Array, cfg: TrainConfig
-) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """Per label: lowest remove threshold with dev precision >= target; review band in budget."""
-    dev = data.indices("dev")
-    grid = np.round(np.arange(0.30, 0.991, 0.01), 2)
-    thresholds: dict[str, dict[str, float]] = {}
-    curves: dict[str, list[dict[str, float]]] = {}
-    per_label_budget = cfg.borderline_budget / len(LABELS)
-    for j, label in enumerate(LABELS):
-        known = [i for i in dev if data.weights[i, j] >= 1.0]
-        y, p = data.targets[known, j].numpy().astype(np.float64), probs[known, j]
-        p_all = probs[dev, j]
-        remove_at, achieved = float(grid[-1]), False
-        for t in grid:
-            precision, _, npred = precision_at(y, p, float(t))
-            if precision >= cfg.removal_precision and npred >= 20:
-                remove_at, achieved = float(t), True
-                break
-        review_at = remove_at
-        for t in grid[grid < remove_at]:
-            share = float(np.mean((p_all >= t) & (p_all < remove_at)))
-            if share <= per_label_budget:
-                review_at = float(t)
-                break
-        thresholds[label] = {
-            "remove_at": remove_at,
-            "review_at": review_at,
-            "precision_target_met": achieved,
-        }
-        curve = []
-        for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98):
-            precision, recall, _ = precision_at(y, p, t)
-            curve.append(
-                {
-                    "threshold": t,
-                    "precision": round(precision, 4),
-                    "recall": round(recall, 4),
-                    "flagged_share": round(float(np.mean(p_all >= t)), 4),
-                    "borderline_share_if_review_at": round(
-                        float(np.mean((p_all >= t) & (p_all < remove_at))), 4
-                    )
-                    if t < remove_at
-                    else 0.0,
-                }
-            )
-        curves[label] = curve
-    above_remove = np.zeros(len(dev), dtype=bool)
-    above_review = np.zeros(len(dev), dtype=bool)
-    for j, label in enumerate(LABELS):
-        above_remove |= probs[dev, j] >= thresholds[label]["remove_at"]
-        above_review |= probs[dev, j] >= thresholds[label]["review_at"]
-    summary = {
-        "curves": curves,
-        "dev_remove_share": round(float(above_remove.mean()), 4),
-        "dev_borderline_share": round(float((above_review & ~above_remove).mean()), 4),
-        "dev_texts": len(dev),
-    }
-    return thresholds, summary
-
-
 def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Train the candidates, keep the best, write artifacts to ``cfg.out_dir``; returns metadata."""
     say: Progress = progress or (lambda msg: log.info("train.progress", step=msg))
@@ -402,7 +342,10 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
         }
     chosen = max(comparison, key=lambda n: comparison[n]["held_out_mean_pr_auc"])
     enc, head, probs, top_layers = results[chosen]
-    thresholds, tradeoff = choose_thresholds(data, probs, cfg)
+    dev = data.indices("dev")
+    thresholds, tradeoff = choose_thresholds(
+        [examples[i] for i in dev], probs[dev], LABELS, cfg.removal_precision, cfg.borderline_budget
+    )
     meta: dict[str, Any] = {
         "base_model": BASE_MODEL_NAME,
         "labels": list(LABELS),
@@ -434,6 +377,33 @@ def _counts(examples: list[Example]) -> dict[tuple[str, str], int]:
     return out
 
 
+def retune_thresholds(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
+    """Re-choose thresholds for the saved model (torch on the dev split); updates the metadata."""
+    from classifiers.layout import META_FILE
+    from classifiers.model import load_model
+
+    say: Progress = progress or (lambda msg: log.info("train.progress", step=msg))
+    torch.set_num_threads(cfg.threads)
+    model, meta = load_model(cfg.out_dir)
+    dev = [e for e in load_examples(cfg.data_dir) if e.split == "dev"]
+    encoder = TextEncoder(base_model_dir() / "tokenizer.json", int(meta["max_tokens"]))
+    ids = encoder.encode([e.text for e in dev])
+    order = np.argsort([len(row) for row in ids])
+    probs = np.zeros((len(dev), len(LABELS)))
+    with torch.inference_mode():
+        for s in range(0, len(order), 128):
+            rows = order[s : s + 128]
+            input_ids, mask = encoder.pad([ids[i] for i in rows])
+            probs[rows] = model(torch.from_numpy(input_ids), torch.from_numpy(mask)).numpy()
+    say(f"scored {len(dev)} dev texts")
+    meta["thresholds"], meta["tradeoff"] = choose_thresholds(
+        dev, probs, LABELS, cfg.removal_precision, cfg.borderline_budget
+    )
+    path = cfg.out_dir / META_FILE
+    path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return meta
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
@@ -441,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=TrainConfig.finetune_steps)
     parser.add_argument("--top-layers", type=int, default=TrainConfig.top_layers)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument(
+        "--thresholds-only", action="store_true", help="Re-choose thresholds of the saved model."
+    )
     args = parser.parse_args(argv)
     cfg = TrainConfig(
         data_dir=args.data_dir,
@@ -449,7 +422,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         top_layers=args.top_layers,
         seed=args.seed,
     )
-    train(cfg, progress=lambda msg: print(msg, flush=True))
+    say: Progress = lambda msg: print(msg, flush=True)  # noqa: E731
+    if args.thresholds_only:
+        retune_thresholds(cfg, say)
+    else:
+        train(cfg, progress=say)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,128 @@
+"""Choose per-label policy thresholds on the dev split and tabulate the trade-off curve.
+
+``remove_at`` is the lowest threshold (>= 0.5) at which *every* dev source that labels the
+category reaches the precision target (sources with < 10 predicted positives are not judged) —
+worst-case over sources, so the threshold does not rest on one corpus's prevalence. ``review_at``
+values are lowered together, 0.01 at a time in turn, while the share of dev texts that end up
+borderline (some label in its band, none at its remove threshold) stays within the budget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from classifiers.data import Example
+from classifiers.metrics import precision_at
+
+Array = npt.NDArray[np.float64]
+REMOVE_GRID = np.round(np.arange(0.50, 0.991, 0.01), 2)
+REVIEW_GRID = np.round(np.arange(0.30, 0.991, 0.01), 2)
+CURVE = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+MIN_JUDGED = 10
+
+
+def _worst_precision(
+    examples: Sequence[Example], probs: Array, j: int, t: float
+) -> tuple[float, dict[str, float]]:
+    by_source: dict[str, float] = {}
+    for source in sorted({e.dataset for e in examples}):
+        rows = [i for i, e in enumerate(examples) if e.dataset == source and e.weights[j] >= 1.0]
+        if not rows:
+            continue
+        y = np.array([examples[i].targets[j] for i in rows])
+        precision, _, npred = precision_at(y, probs[rows, j], t)
+        if npred >= MIN_JUDGED:
+            by_source[source] = round(precision, 4)
+    return (min(by_source.values()) if by_source else 1.0), by_source
+
+
+def _borderline_share(probs: Array, remove_at: Array, review_at: Array) -> float:
+    removed = (probs >= remove_at).any(axis=1)
+    return float(((probs >= review_at).any(axis=1) & ~removed).mean())
+
+
+def _lower_review_thresholds(
+    probs: Array, labels: Sequence[str], thresholds: dict[str, dict[str, Any]], budget: float
+) -> None:
+    remove_at = np.array([thresholds[label]["remove_at"] for label in labels])
+    review_at = remove_at.copy()
+    moved = True
+    while moved:
+        moved = False
+        for j in range(len(labels)):
+            candidate = review_at.copy()
+            candidate[j] = round(candidate[j] - 0.01, 2)
+            if candidate[j] < REVIEW_GRID[0]:
+                continue
+            if _borderline_share(probs, remove_at, candidate) <= budget:
+                review_at, moved = candidate, True
+    for j, label in enumerate(labels):
+        thresholds[label]["review_at"] = float(review_at[j])
+
+
+def choose_thresholds(
+    examples: Sequence[Example],
+    probs: Array,
+    labels: Sequence[str],
+    precision_target: float = 0.9,
+    borderline_budget: float = 0.05,
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Thresholds per label and the dev trade-off summary (``probs`` rows align with examples)."""
+    thresholds: dict[str, dict[str, Any]] = {}
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for j, label in enumerate(labels):
+        known = [i for i, e in enumerate(examples) if e.weights[j] >= 1.0]
+        y = np.array([examples[i].targets[j] for i in known])
+        p, p_all = probs[known, j], probs[:, j]
+        best_t, best_worst, achieved = float(REMOVE_GRID[-1]), -1.0, False
+        for t in REMOVE_GRID:
+            worst, _ = _worst_precision(examples, probs, j, float(t))
+            if worst >= precision_target and precision_at(y, p, float(t))[2] >= 20:
+                best_t, achieved = float(t), True
+                break
+            if worst > best_worst:
+                best_t, best_worst = float(t), worst
+        remove_at = best_t
+        _, per_source = _worst_precision(examples, probs, j, remove_at)
+        precision, recall, _ = precision_at(y, p, remove_at)
+        thresholds[label] = {
+            "remove_at": remove_at,
+            "review_at": remove_at,
+            "precision_target_met": achieved,
+            "dev_precision": round(precision, 4),
+            "dev_recall": round(recall, 4),
+            "dev_precision_by_source": per_source,
+        }
+        rows = []
+        for t in CURVE:
+            precision, recall, _ = precision_at(y, p, t)
+            worst, _ = _worst_precision(examples, probs, j, t)
+            band = float(np.mean((p_all >= t) & (p_all < remove_at))) if t < remove_at else 0.0
+            rows.append(
+                {
+                    "threshold": t,
+                    "precision": round(precision, 4),
+                    "worst_source_precision": round(worst, 4),
+                    "recall": round(recall, 4),
+                    "flagged_share": round(float(np.mean(p_all >= t)), 4),
+                    "borderline_share_if_review_at": round(band, 4),
+                }
+            )
+        curves[label] = rows
+    _lower_review_thresholds(probs, labels, thresholds, borderline_budget)
+    remove = np.zeros(len(examples), dtype=bool)
+    review = np.zeros(len(examples), dtype=bool)
+    for j, label in enumerate(labels):
+        remove |= probs[:, j] >= thresholds[label]["remove_at"]
+        review |= probs[:, j] >= thresholds[label]["review_at"]
+    summary = {
+        "curves": curves,
+        "dev_remove_share": round(float(remove.mean()), 4),
+        "dev_borderline_share": round(float((review & ~remove).mean()), 4),
+        "dev_texts": len(examples),
+    }
+    return thresholds, summary
