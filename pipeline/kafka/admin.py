@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -43,6 +45,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
                 elif code != _TOPIC_ALREADY_EXISTS:  # created concurrently: fine
                     error = for_code(code).__name__
                     raise StackError(f"creating topic {name!r} failed: {error}: {message}")
+        if created:
+            await _wait_for_leaders(admin, created)
         for topic in await admin.describe_topics([n for n in wanted if n not in created]):
             have = len(topic["partitions"])
             if have < wanted[topic["topic"]]:
@@ -57,6 +61,26 @@ async def ensure_topics(settings: Settings) -> list[str]:
     if created:
         log.info("kafka.topics_created", topics=created)
     return created
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, topics: list[str], within: float = 30.0
+) -> None:
+    """Return once every partition of ``topics`` has a leader, so the first produce succeeds."""
+    deadline = time.monotonic() + within
+    while True:
+        described = await admin.describe_topics(topics)
+        leaderless = [
+            f"{t['topic']}/{p['partition']}"
+            for t in described
+            for p in t["partitions"] or [{"partition": "?", "leader": -1}]
+            if p["leader"] < 0 or t["error_code"] != 0
+        ]
+        if not leaderless:
+            return
+        if time.monotonic() > deadline:
+            raise StackError(f"partitions without a leader after {within:.0f}s: {leaderless[:5]}")
+        await asyncio.sleep(0.1)
 
 
 def _topic_errors(response: dict[str, Any]) -> list[tuple[str, int, str | None]]:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
@@ -32,11 +31,12 @@ log = get_logger(__name__)
 class _FinishBatchBeforeRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     """Holds a rebalance until the batch in hand is written, published and committed."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
-        self._lock = lock
+    def __init__(self, stage: RealtimeStage) -> None:
+        self._stage = stage
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        async with self._lock:
+        async with self._stage.lock:
+            await self._stage.finish_delivery()
             log.info(
                 "realtime.partitions_revoked", partitions=sorted(tp.partition for tp in revoked)
             )
@@ -63,7 +63,8 @@ class RealtimeStage:
         self._policy = policy
         self._store = store
         self._publisher = publisher
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
+        self._delivery: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._sla = timedelta(seconds=settings.sla_seconds)
         self.processed = 0
@@ -87,7 +88,7 @@ class RealtimeStage:
             max_poll_records=settings.realtime_max_batch,
             isolation_level="read_committed",
         )
-        consumer.subscribe([settings.topic_posts], listener=_FinishBatchBeforeRevoke(self._lock))
+        consumer.subscribe([settings.topic_posts], listener=_FinishBatchBeforeRevoke(self))
         await consumer.start()
         self._consumer = consumer
         log.info(
@@ -99,12 +100,18 @@ class RealtimeStage:
         )
         try:
             while not stop.is_set():
-                async with self._lock:
+                async with self.lock:
+                    if self._delivery is not None and self._delivery.done():
+                        await self.finish_delivery()  # surfaces a failed delivery at once
                     messages = await self._collect(consumer, stop)
                     if messages:
                         await self._handle(consumer, messages)
+            async with self.lock:
+                await self.finish_delivery()
         finally:
             self._consumer = None
+            if self._delivery is not None and not self._delivery.done():
+                self._delivery.cancel()
             await consumer.stop()
             log.info("realtime.stopped", processed=self.processed)
 
@@ -136,9 +143,14 @@ class RealtimeStage:
         return batch
 
     async def _handle(self, consumer: AIOKafkaConsumer, messages: Sequence[InboundMessage]) -> None:
+        """Score this batch while the previous one is still being delivered, then deliver it.
+
+        Inference runs on the classifier's thread, so the event loop writes, publishes and
+        commits batch N while batch N+1 is scored. Deliveries stay strictly ordered, so offsets
+        are committed in order and only after their outputs are acknowledged.
+        """
         started = time.perf_counter()
         metrics.BATCH_SIZE.observe(len(messages))
-        inference_started = time.perf_counter()
         outputs = await process_batch(
             messages,
             classifier=self._classifier,
@@ -146,7 +158,23 @@ class RealtimeStage:
             sla=self._sla,
             max_bytes=self._settings.max_post_bytes,
         )
-        metrics.INFERENCE_SECONDS.observe(time.perf_counter() - inference_started)
+        metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
+        await self.finish_delivery()
+        self._delivery = asyncio.create_task(self._deliver(consumer, messages, outputs, started))
+
+    async def finish_delivery(self) -> None:
+        """Wait until the batch in delivery is written, published and committed (or raise)."""
+        if self._delivery is not None:
+            delivery, self._delivery = self._delivery, None
+            await delivery
+
+    async def _deliver(
+        self,
+        consumer: AIOKafkaConsumer,
+        messages: Sequence[InboundMessage],
+        outputs: BatchOutputs,
+        started: float,
+    ) -> None:
         await self._store.write_batch(posts=outputs.posts, decisions=outputs.decisions)
         await asyncio.gather(
             self._publisher.publish_decisions(outputs.final_decisions),
@@ -158,7 +186,6 @@ class RealtimeStage:
         self._observe(outputs)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         await self._update_lag(consumer)
-        structlog.contextvars.clear_contextvars()
 
     def _observe(self, outputs: BatchOutputs) -> None:
         now = datetime.now(UTC)
