@@ -114,8 +114,8 @@ class OnnxClassifier:
         variant: Variant = "auto",
         providers: Sequence[str] | None = None,
         threads: int = 0,
-        max_batch_tokens: int = 8192,
-        max_batch_size: int = 256,
+        max_batch_tokens: int | None = None,
+        max_batch_size: int | None = None,
     ) -> None:
         manifest = read_manifest(model_dir)
         self.model_dir = model_dir
@@ -124,8 +124,6 @@ class OnnxClassifier:
         self.max_tokens: int = int(manifest["max_tokens"])
         self.thresholds: dict[str, dict[str, float]] = manifest.get("default_thresholds", {})
         self._encoder = TextEncoder(model_dir / manifest["tokenizer"]["file"], self.max_tokens)
-        self._budget = max(max_batch_tokens, self.max_tokens)
-        self._max_batch = max_batch_size
         order = tuple(providers) if providers else DEFAULT_PROVIDERS
         if not order:
             raise ProviderError("empty provider list")
@@ -146,6 +144,11 @@ class OnnxClassifier:
             )
         self.variant: str = chosen
         self._on_gpu = self.provider in GPU_PROVIDERS
+        # Small sub-batches keep a 2-core CPU's caches warm (measured: 512 tokens/16 rows is ~2x
+        # faster than 8192/256 on the dataset mix); GPUs want large ones.
+        default_tokens, default_rows = (16_384, 256) if self._on_gpu else (512, 16)
+        self._budget = max(max_batch_tokens or default_tokens, self.max_tokens)
+        self._max_batch = max_batch_size or default_rows
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-classifier")
         _log().info(
             "onnx.classifier_ready",

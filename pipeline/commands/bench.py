@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from pipeline.cli import _Context, pass_context
-from pipeline.commands.model import ensure_model
+from pipeline.commands.model import ensure_model, stderr_logs
 
 
 @click.group()
@@ -69,6 +69,7 @@ def classifier_cmd(
         raise click.UsageError("--batch-sizes must be positive")
     count = threads or _cpu_threads()
     model_dir = ctx.settings.models_path
+    stderr_logs()
     ensure_model(model_dir)
     texts = sample_texts(data_dir or DEFAULT_DATA_DIR, n_texts)
     results: dict[str, list[dict[str, float]]] = {}

@@ -19,7 +19,7 @@ from pipeline.core.policy import Policy, default_policy_path, evaluate, load_pol
 CHUNK = 1024
 
 
-def _stderr_logs() -> None:
+def stderr_logs() -> None:
     """Keep stdout for data: send structlog and stdlib logs to stderr."""
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
     for handler in logging.getLogger().handlers:
@@ -163,7 +163,7 @@ def eval_cmd(ctx: _Context, out_path: Path | None, data_dir: Path | None, varian
         report = evaluate_model(ctx.settings.models_path, data_dir or DEFAULT_DATA_DIR, variant)  # type: ignore[arg-type]
     except (ClassifierError, ValueError) as exc:
         raise _fail(exc) from exc
-    Console().print(render_table(report))
+    Console(width=200).print(render_table(report))
     if out_path is not None:
         out_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         click.echo(f"wrote {out_path}")
@@ -260,7 +260,7 @@ def classify(ctx: _Context, in_path: Path, out_path: Path, variant: str, chunk: 
     from classifiers.onnx import load_classifier
 
     settings = ctx.settings
-    _stderr_logs()
+    stderr_logs()
     ensure_model(settings.models_path)
     try:
         policy = load_policy(settings.policy_path)
