@@ -15,30 +15,10 @@ from typing import Any
 
 import asyncpg
 
-from pipeline.store.pg import (
-    _ENQUEUE_REVIEW,
-    _WRITE_DECISIONS,
-    _decision_columns,
-    _review_columns,
-)
+from pipeline.store.pg import write_rows
 from replay.decide import ReplayPost
 from replay.selection import Selection, count_query, page_query
 from schemas import DecisionEvent, ReviewItem
-
-# Borderline records enter the history only; the current verdict waits for the frontier.
-_INSERT_HISTORY = """
-INSERT INTO verdicts (decision_id, post_id, verdict, scores, categories, stage, model_version,
-                      policy_version, ingested_at, decided_at, cost_usd, reason, rationale)
-SELECT decision_id, post_id, verdict, scores,
-       CASE WHEN categories = '' THEN '{}'::text[] ELSE string_to_array(categories, ',') END,
-       stage, model_version, policy_version, ingested_at, decided_at, cost_usd, reason, rationale
-FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::numeric[],
-            $12::text[], $13::text[])
-    AS t(decision_id, post_id, verdict, scores, categories, stage, model_version,
-         policy_version, ingested_at, decided_at, cost_usd, reason, rationale)
-ON CONFLICT (decision_id) DO NOTHING
-"""
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"
@@ -176,12 +156,7 @@ async def write_decisions(
     reviews: Sequence[ReviewItem] = (),
 ) -> None:
     """Verdicts (history + current), history-only records and review items; caller's tx."""
-    if decisions:
-        await conn.execute(_WRITE_DECISIONS, *_decision_columns(decisions))
-    if history_only:
-        await conn.execute(_INSERT_HISTORY, *_decision_columns(history_only))
-    if reviews:
-        await conn.execute(_ENQUEUE_REVIEW, *_review_columns(reviews))
+    await write_rows(conn, decisions=decisions, history_only=history_only, review_items=reviews)
 
 
 async def write_checkpoint(

@@ -58,6 +58,22 @@ WHERE (current_verdicts.stage <> 'human' OR EXCLUDED.stage = 'human')
   AND EXCLUDED.decided_at >= current_verdicts.decided_at
 """
 
+# History only: for records that must not move the current verdict (e.g. a replay's borderline
+# result waiting for its Message Batch answer).
+_INSERT_HISTORY = """
+INSERT INTO verdicts (decision_id, post_id, verdict, scores, categories, stage, model_version,
+                      policy_version, ingested_at, decided_at, cost_usd, reason, rationale)
+SELECT decision_id, post_id, verdict, scores,
+       CASE WHEN categories = '' THEN '{}'::text[] ELSE string_to_array(categories, ',') END,
+       stage, model_version, policy_version, ingested_at, decided_at, cost_usd, reason, rationale
+FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::numeric[],
+            $12::text[], $13::text[])
+    AS t(decision_id, post_id, verdict, scores, categories, stage, model_version,
+         policy_version, ingested_at, decided_at, cost_usd, reason, rationale)
+ON CONFLICT (decision_id) DO NOTHING
+"""
+
 _ENQUEUE_REVIEW = """
 INSERT INTO review_items (item_id, post_id, reason, detail, severity, source_decision_id,
                           scores, enqueued_at)
@@ -137,6 +153,29 @@ def _review_columns(items: Sequence[ReviewItem]) -> list[list[Any]]:
     return cols
 
 
+async def write_rows(
+    conn: asyncpg.Connection,
+    *,
+    posts: Sequence[StoredPost] = (),
+    decisions: Sequence[DecisionEvent] = (),
+    history_only: Sequence[DecisionEvent] = (),
+    review_items: Sequence[ReviewItem] = (),
+) -> None:
+    """Idempotent writes on ``conn`` inside the caller's transaction.
+
+    ``decisions`` go to the history and may move the current verdict (human stays final);
+    ``history_only`` records are appended to the history without touching the current verdict.
+    """
+    if posts:
+        await conn.execute(_INSERT_POSTS, *_post_columns(posts))
+    if decisions:
+        await conn.execute(_WRITE_DECISIONS, *_decision_columns(decisions))
+    if history_only:
+        await conn.execute(_INSERT_HISTORY, *_decision_columns(history_only))
+    if review_items:
+        await conn.execute(_ENQUEUE_REVIEW, *_review_columns(review_items))
+
+
 class PostgresStore:
     """Idempotent, batched writes of posts, verdicts and review items."""
 
@@ -164,12 +203,7 @@ class PostgresStore:
     ) -> None:
         """Write posts, decisions and review items of one batch in a single transaction."""
         async with self._pool.acquire() as conn, conn.transaction():
-            if posts:
-                await conn.execute(_INSERT_POSTS, *_post_columns(posts))
-            if decisions:
-                await conn.execute(_WRITE_DECISIONS, *_decision_columns(decisions))
-            if review_items:
-                await conn.execute(_ENQUEUE_REVIEW, *_review_columns(review_items))
+            await write_rows(conn, posts=posts, decisions=decisions, review_items=review_items)
 
     async def save_posts(self, posts: Sequence[StoredPost]) -> None:
         await self.write_batch(posts=posts)
