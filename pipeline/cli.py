@@ -8,9 +8,8 @@ import sys
 import click
 
 from classifiers.base import ClassifierError
-from pipeline.config import Settings, load_settings
+from pipeline.commands.context import CommandContext
 from pipeline.errors import ModerationError
-from pipeline.log import configure_logging
 from schemas import EventError
 
 # Command modules, each exporting ``COMMANDS: list[click.Command]``. Imported when the CLI runs,
@@ -30,29 +29,12 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-class _Context:
-    """Per-invocation state: settings are loaded lazily so ``--help`` never needs them."""
-
-    def __init__(self) -> None:
-        self._settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings()
-            configure_logging(self._settings.log_level, self._settings.log_format)
-        return self._settings
-
-
-pass_context = click.make_pass_decorator(_Context, ensure=True)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="modstream")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """modstream: hybrid content moderation (classifier, frontier model, replay, review)."""
-    ctx.ensure_object(_Context)
+    ctx.ensure_object(CommandContext)
 
 
 def _register() -> None:

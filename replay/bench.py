@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 import click
 
-from pipeline.cli import _Context, pass_context
+from pipeline.commands.context import CommandContext, pass_context
 from pipeline.config import Settings
 
 DEMO_POSTS = Path(__file__).resolve().parent.parent / "pipeline" / "demo" / "sample_posts.jsonl"
@@ -231,7 +231,7 @@ async def _bench(
 )
 @pass_context
 def bench_replay_cmd(
-    ctx: _Context, posts: int, keep: bool, no_progress: bool, history: bool
+    ctx: CommandContext, posts: int, keep: bool, no_progress: bool, history: bool
 ) -> None:
     """Replay posts/s end to end (Postgres -> model -> Postgres) / raw classifier posts/s."""
     summary = asyncio.run(_bench(ctx.settings, posts, keep, not no_progress, history))

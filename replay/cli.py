@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import click
 
-from pipeline.cli import _Context, pass_context
+from pipeline.commands.context import CommandContext, pass_context
 from replay.selection import parse_shard
 
 
@@ -62,7 +62,7 @@ def _when(value: str | None, name: str) -> datetime | None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON line only.")
 @pass_context
 def replay_cmd(
-    ctx: _Context,
+    ctx: CommandContext,
     since: str | None,
     until: str | None,
     since_last_run: bool,

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli import _Context, pass_context
+from pipeline.commands.context import CommandContext, pass_context
 from pipeline.commands.model import ensure_model, stderr_logs
 
 
@@ -45,7 +45,7 @@ def _cpu_threads() -> int:
 @click.option("--skip-torch", is_flag=True, help="Skip the torch peer (it is the slowest part).")
 @pass_context
 def classifier_cmd(
-    ctx: _Context,
+    ctx: CommandContext,
     n_texts: int,
     batch_sizes: str,
     threads: int | None,

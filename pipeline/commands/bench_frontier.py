@@ -8,8 +8,8 @@ import json
 import click
 from pydantic import SecretStr
 
-from pipeline.cli import _Context, pass_context
 from pipeline.commands.bench import bench
+from pipeline.commands.context import CommandContext, pass_context
 
 
 @bench.command("frontier")
@@ -40,7 +40,7 @@ from pipeline.commands.bench import bench
 @click.option("--seed", type=int, default=7, show_default=True)
 @pass_context
 def bench_frontier(
-    ctx: _Context,
+    ctx: CommandContext,
     posts: int,
     rate: float,
     queue_delay: float,

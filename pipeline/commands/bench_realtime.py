@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from pipeline.commands.bench import bench
+from pipeline.commands.context import CommandContext, pass_context
 from pipeline.config import Settings
 
 
@@ -46,10 +47,12 @@ async def _bench(
 @click.option(
     "--latency-seconds", default=20.0, show_default=True, help="Length of the half-load run."
 )
-@click.pass_obj
-def bench_realtime(obj: Any, posts: int, naive_posts: int, latency_seconds: float) -> None:
+@pass_context
+def bench_realtime(
+    ctx: CommandContext, posts: int, naive_posts: int, latency_seconds: float
+) -> None:
     """Pipeline throughput vs raw classifier vs naive consumer, and latency at half load."""
-    settings: Settings = obj.settings
+    settings: Settings = ctx.settings
     figures = asyncio.run(_bench(settings, posts, naive_posts, latency_seconds))
     click.echo(json.dumps(figures))
 

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
 
 import click
 from rich.console import Console
+
+from pipeline.commands.context import CommandContext, pass_context
 
 
 @click.command("demo")
 @click.option("--rate", default=40.0, show_default=True, help="Sample posts per second.")
 @click.option("--keep-running", is_flag=True, help="Leave Kafka and Postgres running afterwards.")
-@click.pass_obj
-def demo(obj: Any, rate: float, keep_running: bool) -> None:
+@pass_context
+def demo(ctx: CommandContext, rate: float, keep_running: bool) -> None:
     """Run the whole pipeline on the shipped sample posts with a live view."""
     from pipeline.demo.runner import run_demo
     from pipeline.modelstore import ensure_model
@@ -22,7 +23,7 @@ def demo(obj: Any, rate: float, keep_running: bool) -> None:
 
     if rate <= 0:
         raise click.UsageError("--rate must be positive")
-    settings = obj.settings
+    settings = ctx.settings
     console = Console(stderr=True)
     console.rule("modstream demo")
     asyncio.run(up(settings, echo=lambda line: console.print(line)))

@@ -10,11 +10,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import click
 from aiokafka import AIOKafkaConsumer
 
+from pipeline.commands.context import CommandContext, pass_context
 from pipeline.config import Settings
 from pipeline.kafka.producer import KafkaEventPublisher
 from schemas import SCHEMA_VERSION, DecisionEvent, EventError, PostEvent, decode
@@ -107,10 +108,12 @@ async def produce_file(
     show_default=True,
     help="Fill a missing schema_version/ingested_at (now) before validating.",
 )
-@click.pass_obj
-def produce(obj: Any, file: Path, topic: str | None, rate: float | None, stamp: bool) -> None:
+@pass_context
+def produce(
+    ctx: CommandContext, file: Path, topic: str | None, rate: float | None, stamp: bool
+) -> None:
     """Validate FILE.jsonl line by line and publish the valid posts (exit 1 if any line was bad)."""
-    settings: Settings = obj.settings
+    settings: Settings = ctx.settings
     if rate is not None and rate <= 0:
         raise click.UsageError("--rate must be positive")
     source = (
@@ -188,12 +191,16 @@ def _format_decision(decision: DecisionEvent, as_json: bool) -> str:
 @click.option("--limit", type=int, default=None, help="Stop after this many decisions.")
 @click.option("--timeout", type=float, default=None, help="Stop after this many seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print each decision as JSON.")
-@click.pass_obj
+@pass_context
 def tail(
-    obj: Any, from_beginning: bool, limit: int | None, timeout: float | None, as_json: bool
+    ctx: CommandContext,
+    from_beginning: bool,
+    limit: int | None,
+    timeout: float | None,
+    as_json: bool,
 ) -> None:
     """Print decisions from the decisions topic as they arrive."""
-    settings: Settings = obj.settings
+    settings: Settings = ctx.settings
     asyncio.run(
         tail_decisions(
             settings,

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli import _Context, pass_context
+from pipeline.commands.context import CommandContext, pass_context
 from pipeline.commands.run import install_stop_signals, run
 from pipeline.config import Settings
 from pipeline.log import get_logger
@@ -34,7 +34,7 @@ async def _run_frontier(settings: Settings) -> None:
 
 @run.command("frontier")
 @pass_context
-def frontier(ctx: _Context) -> None:
+def frontier(ctx: CommandContext) -> None:
     """Decide borderline posts with the frontier model within the SLA (fallback otherwise)."""
     asyncio.run(_run_frontier(ctx.settings))
 

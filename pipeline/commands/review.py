@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from pipeline.commands.context import CommandContext, pass_context
 from pipeline.config import Settings
 from pipeline.log import get_logger
 
@@ -34,10 +35,10 @@ async def _serve(settings: Settings, host: str | None, port: int | None) -> None
 @review.command("serve")
 @click.option("--host", default=None, help="Bind address (default: MODSTREAM_REVIEW_HOST).")
 @click.option("--port", type=int, default=None, help="Port (default: MODSTREAM_REVIEW_PORT).")
-@click.pass_obj
-def serve(obj: object, host: str | None, port: int | None) -> None:
+@pass_context
+def serve(ctx: CommandContext, host: str | None, port: int | None) -> None:
     """Serve the review web UI and JSON API until SIGTERM/SIGINT."""
-    settings: Settings = obj.settings  # type: ignore[attr-defined]
+    settings: Settings = ctx.settings
     asyncio.run(_serve(settings, host, port))
 
 
@@ -62,10 +63,10 @@ async def _add_user(settings: Settings, username: str, password: str, role: str)
 @click.option(
     "--password-stdin", is_flag=True, help="Read the password from standard input (one line)."
 )
-@click.pass_obj
-def add_user(obj: object, username: str, role: str, password_stdin: bool) -> None:
+@pass_context
+def add_user(ctx: CommandContext, username: str, role: str, password_stdin: bool) -> None:
     """Create a reviewer or lead account (the password is prompted for, never an argument)."""
-    settings: Settings = obj.settings  # type: ignore[attr-defined]
+    settings: Settings = ctx.settings
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -102,12 +103,12 @@ async def _export(settings: Settings, out: Path, since: datetime | None) -> int:
     default=None,
     help="Only decisions from this UTC date/time on.",
 )
-@click.pass_obj
-def export_labels_command(obj: object, out: Path, since: datetime | None) -> None:
+@pass_context
+def export_labels_command(ctx: CommandContext, out: Path, since: datetime | None) -> None:
     """Write reviewer decisions as JSONL (text, labels, verdict, reviewer, decided_at)."""
     from datetime import UTC
 
-    settings: Settings = obj.settings  # type: ignore[attr-defined]
+    settings: Settings = ctx.settings
     count = asyncio.run(_export(settings, out, since.replace(tzinfo=UTC) if since else None))
     click.echo(f"wrote {count} labeled examples to {out}")
 

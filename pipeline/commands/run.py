@@ -7,6 +7,7 @@ import signal
 
 import click
 
+from pipeline.commands.context import CommandContext, pass_context
 from pipeline.config import Settings
 from pipeline.log import get_logger
 
@@ -43,10 +44,10 @@ async def _run_realtime(settings: Settings) -> None:
 
 
 @run.command("realtime")
-@click.pass_obj
-def realtime(obj: object) -> None:
+@pass_context
+def realtime(ctx: CommandContext) -> None:
     """Classify every post on the ingest topic in micro-batches and publish decisions."""
-    settings: Settings = obj.settings  # type: ignore[attr-defined]
+    settings: Settings = ctx.settings
     asyncio.run(_run_realtime(settings))
 
 

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from pipeline.cli import _Context, pass_context
+from pipeline.commands.context import CommandContext, pass_context
 from pipeline.errors import StackError
 from pipeline.stack import manager
 from pipeline.store.migrate import migrate as apply_migrations
@@ -15,7 +15,7 @@ from pipeline.store.migrate import migrate as apply_migrations
 
 @click.command()
 @pass_context
-def up(ctx: _Context) -> None:
+def up(ctx: CommandContext) -> None:
     """Start Kafka (KRaft) and Postgres locally, create topics, apply migrations. Idempotent."""
     started = time.monotonic()
     result = asyncio.run(manager.up(ctx.settings, echo=click.echo))
@@ -27,14 +27,14 @@ def up(ctx: _Context) -> None:
 
 @click.command()
 @pass_context
-def down(ctx: _Context) -> None:
+def down(ctx: CommandContext) -> None:
     """Stop the local Kafka broker and Postgres server; leaves no process behind."""
     manager.down(ctx.settings, echo=click.echo)
 
 
 @click.command()
 @pass_context
-def migrate(ctx: _Context) -> None:
+def migrate(ctx: CommandContext) -> None:
     """Apply pending SQL migrations to MODSTREAM_POSTGRES_DSN."""
     applied = asyncio.run(apply_migrations(ctx.settings.postgres_dsn.get_secret_value()))
     click.echo(f"applied {', '.join(applied)}" if applied else "up to date")
@@ -42,7 +42,7 @@ def migrate(ctx: _Context) -> None:
 
 @click.command()
 @pass_context
-def status(ctx: _Context) -> None:
+def status(ctx: CommandContext) -> None:
     """Show whether the local services run, and where. Exit 1 if one is stopped."""
     result = manager.status(ctx.settings)
     for line in result.lines():
