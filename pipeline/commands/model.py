@@ -13,7 +13,7 @@ from typing import IO, Any
 import click
 import structlog
 
-from pipeline.cli import _Context, pass_context
+from pipeline.commands.context import CommandContext, pass_context
 from pipeline.core.policy import Policy, default_policy_path, evaluate, load_policy
 
 CHUNK = 1024
@@ -51,7 +51,7 @@ def model() -> None:
 @model.command("build")
 @click.option("--force", is_flag=True, help="Rebuild even if the manifest and sha256s match.")
 @pass_context
-def build_cmd(ctx: _Context, force: bool) -> None:
+def build_cmd(ctx: CommandContext, force: bool) -> None:
     """Export ONNX fp32/optimized/int8/fp16 variants + manifest into the models folder."""
     from rich.console import Console
 
@@ -150,7 +150,9 @@ def train_cmd(
     "--variant", type=click.Choice(["auto", "int8", "fp32", "fp16", "optimized"]), default="auto"
 )
 @pass_context
-def eval_cmd(ctx: _Context, out_path: Path | None, data_dir: Path | None, variant: str) -> None:
+def eval_cmd(
+    ctx: CommandContext, out_path: Path | None, data_dir: Path | None, variant: str
+) -> None:
     """Per-category quality on every held-out split, beside alt-profanity-check."""
     from rich.console import Console
 
@@ -254,7 +256,7 @@ def _line(post_id: str, scores: dict[str, float], policy: Policy, model_version:
     help="Posts scored per inference call.",
 )
 @pass_context
-def classify(ctx: _Context, in_path: Path, out_path: Path, variant: str, chunk: int) -> None:
+def classify(ctx: CommandContext, in_path: Path, out_path: Path, variant: str, chunk: int) -> None:
     """Score posts from a JSONL file; exit 1 if any line was malformed (those are skipped)."""
     from classifiers.base import ClassifierError
     from classifiers.onnx import load_classifier

@@ -59,5 +59,5 @@ def test_labels_and_masks(data_dir: Path) -> None:
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="not found"):
         load_examples(tmp_path / "absent")
-    with pytest.raises(DataError, match="labeled_data.csv"):
+    with pytest.raises(DataError, match=r"labeled_data\.csv"):
         load_examples(tmp_path)
