@@ -3,8 +3,12 @@
 ``remove_at`` is the lowest threshold (>= 0.5) at which *every* dev source that labels the
 category reaches the precision target (sources with < 10 predicted positives are not judged) —
 worst-case over sources, so the threshold does not rest on one corpus's prevalence. ``review_at``
-values are lowered together, 0.01 at a time in turn, while the share of dev texts that end up
+values are lowered together, 0.01 at a time in turn, while the share of *traffic* that ends up
 borderline (some label in its band, none at its remove threshold) stays within the budget.
+
+The dev mix is about 60 % harmful, far from a platform's traffic, so the borderline share is
+estimated under a traffic prior: dev texts are reweighted so harmful ones (any known positive
+label) make up ``TRAFFIC_HARMFUL_SHARE`` of the weight. The unweighted dev share is reported too.
 """
 
 from __future__ import annotations
@@ -23,6 +27,22 @@ REMOVE_GRID = np.round(np.arange(0.50, 0.991, 0.01), 2)
 REVIEW_GRID = np.round(np.arange(0.30, 0.991, 0.01), 2)
 CURVE = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
 MIN_JUDGED = 10
+TRAFFIC_HARMFUL_SHARE = 0.10
+"""Assumed share of traffic that is harmful in some category (for the borderline budget)."""
+
+
+def traffic_weights(examples: Sequence[Example], n_labels: int, harmful_share: float) -> Array:
+    """Per-example weights summing to 1 with harmful examples at ``harmful_share`` of the total."""
+    harmful = np.array(
+        [
+            any(e.weights[j] >= 1.0 and e.targets[j] >= 0.5 for j in range(n_labels))
+            for e in examples
+        ]
+    )
+    n_harmful, n_clean = int(harmful.sum()), int((~harmful).sum())
+    if n_harmful == 0 or n_clean == 0:
+        return np.full(len(examples), 1.0 / max(1, len(examples)))
+    return np.where(harmful, harmful_share / n_harmful, (1.0 - harmful_share) / n_clean)
 
 
 def _worst_precision(
@@ -40,13 +60,17 @@ def _worst_precision(
     return (min(by_source.values()) if by_source else 1.0), by_source
 
 
-def _borderline_share(probs: Array, remove_at: Array, review_at: Array) -> float:
+def _borderline_share(probs: Array, remove_at: Array, review_at: Array, weights: Array) -> float:
     removed = (probs >= remove_at).any(axis=1)
-    return float(((probs >= review_at).any(axis=1) & ~removed).mean())
+    return float(weights[(probs >= review_at).any(axis=1) & ~removed].sum())
 
 
 def _lower_review_thresholds(
-    probs: Array, labels: Sequence[str], thresholds: dict[str, dict[str, Any]], budget: float
+    probs: Array,
+    labels: Sequence[str],
+    thresholds: dict[str, dict[str, Any]],
+    budget: float,
+    weights: Array,
 ) -> None:
     remove_at = np.array([thresholds[label]["remove_at"] for label in labels])
     review_at = remove_at.copy()
@@ -58,7 +82,7 @@ def _lower_review_thresholds(
             candidate[j] = round(candidate[j] - 0.01, 2)
             if candidate[j] < REVIEW_GRID[0]:
                 continue
-            if _borderline_share(probs, remove_at, candidate) <= budget:
+            if _borderline_share(probs, remove_at, candidate, weights) <= budget:
                 review_at, moved = candidate, True
     for j, label in enumerate(labels):
         thresholds[label]["review_at"] = float(review_at[j])
@@ -70,6 +94,7 @@ def choose_thresholds(
     labels: Sequence[str],
     precision_target: float = 0.9,
     borderline_budget: float = 0.05,
+    harmful_share: float = TRAFFIC_HARMFUL_SHARE,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Thresholds per label and the dev trade-off summary (``probs`` rows align with examples)."""
     thresholds: dict[str, dict[str, Any]] = {}
@@ -113,7 +138,8 @@ def choose_thresholds(
                 }
             )
         curves[label] = rows
-    _lower_review_thresholds(probs, labels, thresholds, borderline_budget)
+    weights = traffic_weights(examples, len(labels), harmful_share)
+    _lower_review_thresholds(probs, labels, thresholds, borderline_budget, weights)
     remove = np.zeros(len(examples), dtype=bool)
     review = np.zeros(len(examples), dtype=bool)
     for j, label in enumerate(labels):
@@ -123,6 +149,9 @@ def choose_thresholds(
         "curves": curves,
         "dev_remove_share": round(float(remove.mean()), 4),
         "dev_borderline_share": round(float((review & ~remove).mean()), 4),
+        "traffic_harmful_share": harmful_share,
+        "traffic_remove_share": round(float(weights[remove].sum()), 4),
+        "traffic_borderline_share": round(float(weights[review & ~remove].sum()), 4),
         "dev_texts": len(examples),
     }
     return thresholds, summary

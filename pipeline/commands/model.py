@@ -123,7 +123,7 @@ def train_cmd(
         version = (
             json.loads(path.read_text(encoding="utf-8"))["version"]
             if path.is_file()
-            else "default.v1"
+            else "default.v2"
         )
         doc = {
             "version": version,

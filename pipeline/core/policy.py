@@ -17,7 +17,7 @@ from typing import Any
 from pipeline.errors import ModerationError
 from schemas.events import Verdict
 
-DEFAULT_POLICY = "default.v1.json"
+DEFAULT_POLICY = "default.v2.json"
 
 
 class PolicyError(ModerationError):
@@ -95,7 +95,7 @@ def parse_policy(document: Any, source: str = "<policy>") -> Policy:
 
 
 def load_policy(path: Path | None = None) -> Policy:
-    """Read and validate a policy file (default: the shipped ``default.v1.json``)."""
+    """Read and validate a policy file (default: the shipped ``default.v2.json``)."""
     target = path if path is not None else default_policy_path()
     try:
         text = target.read_text(encoding="utf-8")
