@@ -18,12 +18,16 @@ from pipeline.commands.context import CommandContext, pass_context
 def demo(ctx: CommandContext, rate: float, keep_running: bool) -> None:
     """Run the whole pipeline on the shipped sample posts with a live view."""
     from pipeline.demo.runner import run_demo
+    from pipeline.log import configure_logging
     from pipeline.modelstore import ensure_model
     from pipeline.stack import down, up
 
     if rate <= 0:
         raise click.UsageError("--rate must be positive")
     settings = ctx.settings
+    configure_logging(
+        "warning", settings.log_format
+    )  # the live view is the output; stages log to files
     console = Console(stderr=True)
     console.rule("modstream demo")
     asyncio.run(up(settings, echo=lambda line: console.print(line)))

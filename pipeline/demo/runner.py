@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -49,6 +50,10 @@ class DemoStats:
     dead_letters: Counter[str] = field(default_factory=Counter)
     decided_posts: int = 0
     cost_usd: float = 0.0
+
+    def settled(self) -> bool:
+        """Every post has a final (published) decision: allow/remove/escalate from any stage."""
+        return sum(self.verdicts.values()) >= self.produced
 
     def percentile(self, q: float) -> float:
         if not self.latencies_ms:
@@ -149,24 +154,43 @@ async def _produce(
                 await asyncio.sleep(ahead)
 
 
-def start_stage(settings: Settings, stage: str, log_dir: Path) -> subprocess.Popen[bytes]:
-    """Start ``modstream run <stage>`` with its output in ``log_dir``."""
+def start_process(
+    settings: Settings, args: list[str], log_dir: Path, name: str
+) -> subprocess.Popen[bytes]:
+    """Start ``modstream <args>`` with its output in ``log_dir/<name>.log``."""
     log_dir.mkdir(parents=True, exist_ok=True)
     executable = str(Path(sys.executable).with_name("modstream"))
-    with (log_dir / f"{stage}.log").open("wb") as log_file:
+    with (log_dir / f"{name}.log").open("wb") as log_file:
         return subprocess.Popen(
-            [executable, "run", stage], env=child_env(settings), stdout=log_file, stderr=log_file
+            [executable, *args], env=child_env(settings), stdout=log_file, stderr=log_file
         )
 
 
-async def _wait_ready(port: int, process: subprocess.Popen[bytes], within: float) -> None:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes], within: float = 60) -> int:
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+async def _wait_ready(
+    port: int, process: subprocess.Popen[bytes], within: float, path: str = "/readyz"
+) -> None:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"stage exited with {process.returncode}; see its log")
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /readyz HTTP/1.0\r\n\r\n")
+            writer.write(f"GET {path} HTTP/1.0\r\n\r\n".encode())
             status = await reader.readline()
             writer.close()
             if b" 200 " in status:
@@ -178,14 +202,41 @@ async def _wait_ready(port: int, process: subprocess.Popen[bytes], within: float
 
 
 async def run_demo(settings: Settings, *, rate: float, console: Console) -> dict[str, Any]:
-    """Run the demo against an already started stack and built model; returns the summary."""
+    """Run the demo against an already started stack and built model; returns the summary.
+
+    Unless a real Anthropic endpoint is configured (an API key and no base URL), the frontier
+    stage talks to the bundled SIMULATOR, started here on a free loopback port.
+    """
     run_id = uuid.uuid4().hex[:6]
     posts = load_sample(run_id)
     log_dir = settings.state_dir / "demo" / run_id
-    console.print(f"[bold]starting the real-time stage[/] (logs in {log_dir})")
-    realtime = start_stage(settings, "realtime", log_dir)
+    processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+    real_api = bool(settings.anthropic_api_key.get_secret_value()) and not (
+        settings.anthropic_base_url
+    )
     try:
+        if not real_api:
+            sim_port = _free_port()
+            console.print(f"[bold]starting the Anthropic API SIMULATOR[/] on 127.0.0.1:{sim_port}")
+            sim = start_process(
+                settings, ["frontier-sim", "--port", str(sim_port), "--seed", "7"], log_dir, "sim"
+            )
+            processes.append(("simulator", sim))
+            await _wait_ready(sim_port, sim, within=60, path="/healthz")
+            settings = settings.model_copy(
+                update={
+                    "anthropic_base_url": f"http://127.0.0.1:{sim_port}",
+                    "anthropic_api_key": SecretStr("simulator"),
+                }
+            )
+        console.print(f"[bold]starting the real-time and frontier stages[/] (logs in {log_dir})")
+        realtime = start_process(settings, ["run", "realtime"], log_dir, "realtime")
+        processes.append(("real-time stage", realtime))
+        frontier = start_process(settings, ["run", "frontier"], log_dir, "frontier")
+        processes.append(("frontier stage", frontier))
         await _wait_ready(settings.realtime_metrics_port, realtime, within=120)
+        await _wait_ready(settings.frontier_metrics_port, frontier, within=120)
+
         stats = DemoStats()
         stop = asyncio.Event()
         watcher = asyncio.create_task(_watch(settings, stats, run_id, stop))
@@ -195,7 +246,7 @@ async def run_demo(settings: Settings, *, rate: float, console: Console) -> dict
             deadline = time.monotonic() + len(posts) / rate + 60
             while time.monotonic() < deadline:
                 live.update(stats.table(len(posts)))
-                if producer.done() and stats.decided_posts >= len(posts):
+                if producer.done() and stats.decided_posts >= len(posts) and stats.settled():
                     break
                 await asyncio.sleep(0.25)
             await asyncio.sleep(1.0)
@@ -204,9 +255,9 @@ async def run_demo(settings: Settings, *, rate: float, console: Console) -> dict
         stop.set()
         await watcher
     finally:
-        realtime.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(realtime.wait, 60)
-        console.print(f"real-time stage stopped cleanly (exit {code})")
+        for name, process in reversed(processes):
+            code = await asyncio.to_thread(_stop, process)
+            console.print(f"{name} stopped (exit {code})")
     return {
         "posts": len(posts),
         "decided_posts": stats.decided_posts,
@@ -215,5 +266,7 @@ async def run_demo(settings: Settings, *, rate: float, console: Console) -> dict
         "dead_letters": dict(stats.dead_letters),
         "p50_ms": round(stats.percentile(0.5), 1),
         "p99_ms": round(stats.percentile(0.99), 1),
+        "frontier_cost_usd": round(stats.cost_usd, 6),
+        "simulator": not real_api,
         "logs": str(log_dir),
     }
