@@ -19,6 +19,7 @@ from schemas import BorderlineRequest, DeadLetter, DecisionEvent, Verdict, decod
 from tests.fixtures.services import (
     StageProcess,
     fetch_rows,
+    free_port,
     isolated_settings,
     jsonl,
     post_document,
@@ -146,6 +147,7 @@ async def test_kill_9_at_random_points_loses_nothing_and_duplicates_nothing(
         stage.kill9()
         kills_while_consuming += 1
         stage.start()
+    await stage.wait_ready()  # SIGTERM before the stage is up would only test Python's default
     await feeder
     assert kills_while_consuming == 4
     decided = await wait_for_current_verdicts(settings, post_ids, within=180, stage=stage)
@@ -165,7 +167,9 @@ async def test_rebalance_when_a_second_processor_joins_and_leaves(
     post_ids = [str(p["post_id"]) for p in posts]
     first = StageProcess(settings, "realtime", tmp_path / "a")
     second = StageProcess(
-        settings.model_copy(update={"realtime_metrics_port": 0}), "realtime", tmp_path / "b"
+        settings.model_copy(update={"realtime_metrics_port": free_port()}),
+        "realtime",
+        tmp_path / "b",
     )
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
@@ -177,9 +181,11 @@ async def test_rebalance_when_a_second_processor_joins_and_leaves(
 
     feeder = asyncio.create_task(feed())
     first.start()
-    await asyncio.sleep(3)
+    await first.wait_ready()
+    await asyncio.sleep(2)
     second.start()
-    await asyncio.sleep(6)
+    await second.wait_ready()  # the group rebalanced: the second processor owns partitions
+    await asyncio.sleep(3)
     assert second.terminate() == 0, second.logs()[-3000:]
     await feeder
     decided = await wait_for_current_verdicts(settings, post_ids, within=180, stage=first)
