@@ -215,7 +215,9 @@ class Settings(BaseSettings):
 
     # --- replay ------------------------------------------------------------------------------
     replay_chunk_size: int = Field(
-        default=4096, ge=1, le=100_000,
+        default=4096,
+        ge=1,
+        le=100_000,
         description="Posts per replay chunk: one inference call, one transaction, one checkpoint.",
     )
     replay_queue_depth: int = Field(
@@ -225,7 +227,9 @@ class Settings(BaseSettings):
         default=20_000, ge=1, description="Longer post texts are cut to this before scoring."
     )
     replay_flip_severity: float = Field(
-        default=0.8, ge=0, le=1,
+        default=0.8,
+        ge=0,
+        le=1,
         description="allow<->remove flips at/above this severity go to review (batch_flip).",
     )
     replay_frontier_batches: bool = Field(
@@ -235,7 +239,9 @@ class Settings(BaseSettings):
         default=100_000, ge=1, le=100_000, description="Most requests per Message Batch."
     )
     replay_batch_max_bytes: int = Field(
-        default=250_000_000, ge=1024, le=256_000_000,
+        default=250_000_000,
+        ge=1024,
+        le=256_000_000,
         description="Most request bytes per Message Batch (API limit 256 MB).",
     )
     replay_batch_timeout_seconds: float = Field(
@@ -337,6 +343,21 @@ class Settings(BaseSettings):
             self.topic_review: self.partitions_review,
             self.topic_dead_letter: self.partitions_dead_letter,
         }
+
+    def as_env(self) -> dict[str, str]:
+        """``MODSTREAM_*`` variables that make a child process load exactly these settings.
+
+        Secrets are revealed: pass the result only to a child process's environment.
+        """
+        env: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+        return env
 
     def as_dict(self) -> dict[str, Any]:
         """Settings as plain values with secrets masked, safe to log or print."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from schemas import BorderlineRequest, DeadLetter, DecisionEvent, PostEvent, ReviewItem
+from schemas import BorderlineRequest, DeadLetter, DecisionEvent, PostEvent, ReviewItem, Stage
 
 StoredPost = tuple[PostEvent, str | None, int | None, int | None]
 """A post with its Kafka coordinates (topic, partition, offset), or ``None`` for each."""
@@ -21,6 +21,10 @@ class VerdictStore(Protocol):
         decisions: Sequence[DecisionEvent] = (),
         review_items: Sequence[ReviewItem] = (),
     ) -> None: ...
+
+    async def latest_decision(self, post_id: str, stages: Sequence[Stage]) -> DecisionEvent | None:
+        """The most recent stored decision for ``post_id`` made by one of ``stages``."""
+        ...
 
 
 class EventPublisher(Protocol):

@@ -27,20 +27,12 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 
 async def _run_realtime(settings: Settings) -> None:
-    stop = asyncio.Event()
-    install_stop_signals(stop)
-    if settings.realtime_engine == "faust":
-        from pipeline.realtime.faust_engine import build_faust_realtime
-
-        async with build_faust_realtime(settings) as engine:
-            await engine.run(stop)
-        return
-
     from pipeline.realtime.app import build_realtime
 
-    async with build_realtime(settings) as (stage, ops):
-        log.info("realtime.ready", metrics_port=ops.port)
-        await stage.run(stop)
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    async with build_realtime(settings) as engine:
+        await engine.run(stop)
 
 
 @run.command("realtime")

@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from pipeline.config import ENV_PREFIX, Settings
+from pipeline.config import Settings
 from pipeline.kafka.producer import KafkaEventPublisher
 from schemas import PostEvent
 
@@ -80,14 +80,7 @@ class DemoStats:
 
 def child_env(settings: Settings) -> dict[str, str]:
     """Environment that makes child processes load exactly these settings."""
-    env = dict(os.environ)
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    env = {**os.environ, **settings.as_env()}
     env.setdefault("HF_HUB_OFFLINE", "1")
     return env
 

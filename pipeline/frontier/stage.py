@@ -22,7 +22,7 @@ from pipeline.frontier.decide import FrontierDecider, Outcome
 from pipeline.frontier.metrics import FrontierMetrics
 from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
-from schemas import BorderlineRequest, EventError, decode, make_dead_letter
+from schemas import BorderlineRequest, EventError, Stage, decode, make_dead_letter
 
 log = get_logger(__name__)
 
@@ -151,6 +151,16 @@ class FrontierStage:
                 await self._publisher.publish_dead_letters([letter])
                 log.warning("frontier.dead_lettered", reason=exc.reason.value, offset=record.offset)
                 self.tracker.finish(tp, record.offset)
+                return
+            prior = await self._store.latest_decision(
+                request.post_id, (Stage.FRONTIER, Stage.FALLBACK)
+            )
+            if prior is not None and prior.decided_at >= request.ingested_at:
+                # Re-delivered after a crash: this post was decided and stored already. Publish
+                # the same decision again (at least once) instead of deciding it a second time.
+                await self._publisher.publish_decisions([prior])
+                self.tracker.finish(tp, record.offset)
+                log.info("frontier.redelivered", post_id=request.post_id)
                 return
             outcome = await self._decider.decide(request)
             await self._publisher.publish_decisions([outcome.decision])

@@ -2,38 +2,80 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
+from classifiers.base import Classifier
 from classifiers.onnx import load_classifier
 from pipeline.config import Settings
-from pipeline.core.policy import default_policy_path, load_policy
+from pipeline.core.policy import Policy, default_policy_path, load_policy
 from pipeline.kafka.producer import KafkaEventPublisher
+from pipeline.log import get_logger
 from pipeline.ops import OpsServer
-from pipeline.realtime.stage import RealtimeStage
+from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.store.pg import PostgresStore
 
+log = get_logger(__name__)
 
-@asynccontextmanager
-async def build_realtime(settings: Settings) -> AsyncIterator[tuple[RealtimeStage, OpsServer]]:
-    """Load the model and policy, connect Postgres and Kafka, start the ops endpoints."""
+
+class RealtimeEngine(Protocol):
+    """What both consumer engines (aiokafka, faust) offer the composition root."""
+
+    def readiness(self) -> tuple[bool, str]: ...
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
+class _EngineFactory(Protocol):
+    def __call__(
+        self,
+        settings: Settings,
+        *,
+        classifier: Classifier,
+        policy: Policy,
+        store: VerdictStore,
+        publisher: EventPublisher,
+    ) -> RealtimeEngine: ...
+
+
+def load_model_and_policy(settings: Settings) -> tuple[Classifier, Policy]:
+    """The classifier (variant and providers from settings) and the policy in force."""
     providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
     classifier = load_classifier(
         settings.models_path, variant=settings.model_variant, providers=providers
     )
-    policy = load_policy(settings.policy_path or default_policy_path())
+    return classifier, load_policy(settings.policy_path or default_policy_path())
+
+
+def _engine_factory(settings: Settings) -> _EngineFactory:
+    if settings.realtime_engine == "faust":
+        from pipeline.realtime.faust_engine import FaustRealtimeEngine
+
+        return FaustRealtimeEngine
+    from pipeline.realtime.stage import RealtimeStage
+
+    return RealtimeStage
+
+
+@asynccontextmanager
+async def build_realtime(settings: Settings) -> AsyncIterator[RealtimeEngine]:
+    """Load the model and policy, connect Postgres and Kafka, start the ops endpoints."""
+    classifier, policy = load_model_and_policy(settings)
     store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())
     try:
         async with KafkaEventPublisher(settings) as publisher:
-            stage = RealtimeStage(
+            engine = _engine_factory(settings)(
                 settings, classifier=classifier, policy=policy, store=store, publisher=publisher
             )
             ops = OpsServer(
-                settings.metrics_host, settings.realtime_metrics_port, readiness=stage.readiness
+                settings.metrics_host, settings.realtime_metrics_port, readiness=engine.readiness
             )
             await ops.start()
+            log.info("realtime.ready", engine=settings.realtime_engine, metrics_port=ops.port)
             try:
-                yield stage, ops
+                yield engine
             finally:
                 await ops.stop()
     finally:

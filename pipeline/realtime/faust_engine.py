@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -32,18 +31,14 @@ import structlog
 from faust.types import TP, EventT, StreamT
 
 from classifiers.base import Classifier
-from classifiers.onnx import load_classifier
 from pipeline.config import Settings
-from pipeline.core.policy import Policy, default_policy_path, load_policy
-from pipeline.kafka.producer import KafkaEventPublisher
+from pipeline.core.policy import Policy
 from pipeline.log import get_logger
-from pipeline.ops import OpsServer
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime import metrics
 from pipeline.realtime.batch import BatchOutputs, InboundMessage, process_batch
-from pipeline.store.pg import PostgresStore
 
-__all__ = ["FaustRealtimeEngine", "build_faust_realtime", "faust_app"]
+__all__ = ["FaustRealtimeEngine", "faust_app"]
 
 log = get_logger(__name__)
 
@@ -261,31 +256,3 @@ def _observe(outputs: BatchOutputs) -> None:
             partition=letter.source_partition,
             offset=letter.source_offset,
         )
-
-
-@asynccontextmanager
-async def build_faust_realtime(settings: Settings) -> AsyncIterator[FaustRealtimeEngine]:
-    """Wire the faust engine with the same adapters as ``build_realtime`` (model, policy, store,
-    publisher, ops endpoints)."""
-    providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
-    classifier = load_classifier(
-        settings.models_path, variant=settings.model_variant, providers=providers
-    )
-    policy = load_policy(settings.policy_path or default_policy_path())
-    store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())
-    try:
-        async with KafkaEventPublisher(settings) as publisher:
-            engine = FaustRealtimeEngine(
-                settings, classifier=classifier, policy=policy, store=store, publisher=publisher
-            )
-            ops = OpsServer(
-                settings.metrics_host, settings.realtime_metrics_port, readiness=engine.readiness
-            )
-            await ops.start()
-            try:
-                log.info("realtime.ready", engine="faust", metrics_port=ops.port)
-                yield engine
-            finally:
-                await ops.stop()
-    finally:
-        await store.close()

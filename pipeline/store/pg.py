@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 
 from pipeline.ports import StoredPost
-from schemas import DecisionEvent, ReviewItem
+from schemas import DecisionEvent, ReviewItem, Stage, Verdict
 
 _INSERT_POSTS = """
 INSERT INTO posts (post_id, author_id, text, lang, created_at, ingested_at, source,
@@ -72,6 +72,13 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::tex
     AS t(decision_id, post_id, verdict, scores, categories, stage, model_version,
          policy_version, ingested_at, decided_at, cost_usd, reason, rationale)
 ON CONFLICT (decision_id) DO NOTHING
+"""
+
+_LATEST_DECISION = """
+SELECT decision_id, post_id, verdict, scores, categories, stage, model_version, policy_version,
+       ingested_at, decided_at, cost_usd, reason, rationale
+FROM verdicts WHERE post_id = $1 AND stage = ANY($2::text[])
+ORDER BY decided_at DESC LIMIT 1
 """
 
 _ENQUEUE_REVIEW = """
@@ -204,6 +211,27 @@ class PostgresStore:
         """Write posts, decisions and review items of one batch in a single transaction."""
         async with self._pool.acquire() as conn, conn.transaction():
             await write_rows(conn, posts=posts, decisions=decisions, review_items=review_items)
+
+    async def latest_decision(self, post_id: str, stages: Sequence[Stage]) -> DecisionEvent | None:
+        """The most recent stored decision for ``post_id`` made by one of ``stages``."""
+        row = await self._pool.fetchrow(_LATEST_DECISION, post_id, [s.value for s in stages])
+        if row is None:
+            return None
+        return DecisionEvent(
+            decision_id=row["decision_id"],
+            post_id=row["post_id"],
+            verdict=Verdict(row["verdict"]),
+            scores=json.loads(row["scores"]),
+            categories=list(row["categories"]),
+            stage=Stage(row["stage"]),
+            model_version=row["model_version"],
+            policy_version=row["policy_version"],
+            ingested_at=row["ingested_at"],
+            decided_at=row["decided_at"],
+            cost_usd=float(row["cost_usd"]),
+            reason=row["reason"],
+            rationale=row["rationale"],
+        )
 
     async def save_posts(self, posts: Sequence[StoredPost]) -> None:
         await self.write_batch(posts=posts)

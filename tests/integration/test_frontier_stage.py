@@ -23,7 +23,16 @@ from pipeline.frontier.sim import SimConfig, SimulatorServer
 from pipeline.frontier.stage import FrontierStage
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.store.pg import PostgresStore
-from schemas import BorderlineRequest, DeadLetter, DecisionEvent, ReviewItem, Stage, decode
+from schemas import (
+    BorderlineRequest,
+    DeadLetter,
+    DecisionEvent,
+    ReviewItem,
+    Stage,
+    Verdict,
+    decision_id,
+    decode,
+)
 from tests.fixtures.services import isolated_settings
 
 pytestmark = pytest.mark.integration
@@ -156,3 +165,54 @@ async def _committed(settings: Settings) -> int:
         return total
     finally:
         await consumer.stop()
+
+
+async def test_redelivered_request_republishes_the_stored_decision_instead_of_deciding_again(
+    stack_settings: Settings, sim: SimulatorServer
+) -> None:
+    """A crash after the write but before the commit re-delivers the request; it must not get a
+    second (possibly late, fallback) decision that would replace the first."""
+    settings = await isolated_settings(
+        stack_settings, "redeliver", anthropic_base_url=sim.url, anthropic_api_key=SecretStr("k")
+    )
+    settings = settings.model_copy(update={"frontier_group_id": f"g-{settings.topic_posts}"})
+    run = uuid.uuid4().hex[:8]
+    request = _request(1, run)
+    earlier = DecisionEvent(
+        decision_id=decision_id(request.post_id, Stage.FRONTIER, "claude-x", "pol-1"),
+        post_id=request.post_id,
+        verdict=Verdict.ALLOW,
+        scores=request.scores,
+        stage=Stage.FRONTIER,
+        model_version="claude-x",
+        policy_version="pol-1",
+        ingested_at=request.ingested_at,
+        decided_at=request.ingested_at + timedelta(seconds=1),
+    )
+    metrics = FrontierMetrics(CollectorRegistry())
+    store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())
+    await store.write_decisions([earlier])
+    stop = asyncio.Event()
+    async with FrontierClient(settings) as client, KafkaEventPublisher(settings) as publisher:
+        stage = FrontierStage(
+            settings,
+            decider=FrontierDecider(client, settings, metrics=metrics),
+            publisher=publisher,
+            store=store,
+            metrics=metrics,
+        )
+        runner = asyncio.create_task(stage.run(stop))
+        await publisher.publish_borderline([request])
+        raw = await _read(settings, settings.topic_decisions, 1, timeout_s=20)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.wait_for(runner, timeout=20)
+        committed = await _committed(settings)
+    rows = await store.pool.fetch(
+        "SELECT decision_id FROM verdicts WHERE post_id = $1", request.post_id
+    )
+    await store.close()
+    assert [decode(DecisionEvent, v).decision_id for v in raw] == [earlier.decision_id]
+    assert [r["decision_id"] for r in rows] == [earlier.decision_id]
+    assert stage.decided == 0
+    assert committed == 1
