@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         default="modstream-realtime", description="Consumer group of the real-time processors."
     )
     realtime_max_batch: int = Field(
-        default=64, ge=1, le=4096, description="Most posts per micro-batch."
+        default=256, ge=1, le=4096, description="Most posts per micro-batch."
     )
     realtime_batch_window_ms: int = Field(
         default=25, ge=0, le=10_000, description="Longest wait to fill a micro-batch."
