@@ -22,8 +22,10 @@ def data_dir(tmp_path: Path) -> Path:
         "0,3,3,0,0,0,hate tweet\n1,3,0,3,0,1,offensive tweet\n2,3,0,0,3,2,nice tweet\n",
     )
     header = "id\ttweet\tsubtask_a\tsubtask_b\tsubtask_c\n"
-    write(tmp_path, "olid/olid-training-v1.0.tsv", header + "1\t@USER rude \"quote\tOFF\tTIN\tIND\n")
-    write(tmp_path, "olid/olid_test_levela_merged.tsv", header + "2\tpolite words\tNOT\tNULL\tNULL\n")
+    write(tmp_path, "olid/olid-training-v1.0.tsv", header + '1\t@USER rude "quote\tOFF\tTIN\tIND\n')
+    write(
+        tmp_path, "olid/olid_test_levela_merged.tsv", header + "2\tpolite words\tNOT\tNULL\tNULL\n"
+    )
     write(
         tmp_path,
         "hateval/hateval_train_val.csv",
@@ -37,7 +39,11 @@ def data_dir(tmp_path: Path) -> Path:
     write(tmp_path, "sms_spam/SMSSpamCollection", "Label\tSMS\nham\tsee you\nspam\tWIN cash\n")
     jig = "comment_text,toxic,severe_toxic,obscene,threat,insult,identity_hate\n"
     write(tmp_path, "jigsaw_samples/ibm_max_test_examples.csv", jig + "you suck,0,0,0,0,1,0\n")
-    write(tmp_path, "jigsaw_samples/hurelyyu_train_sample.csv", "id," + jig + "a,fine text,0,0,0,0,0,0\n")
+    write(
+        tmp_path,
+        "jigsaw_samples/hurelyyu_train_sample.csv",
+        "id," + jig + "a,fine text,0,0,0,0,0,0\n",
+    )
     return tmp_path
 
 
@@ -49,7 +55,9 @@ def test_labels_and_masks(data_dir: Path) -> None:
     olid_off = by_text['@USER rude "quote']  # QUOTE_NONE keeps the quote
     assert olid_off.weights[:2] == (1.0, 0.0)  # OFF says nothing about hate
     assert by_text["polite words"].split == "test"
-    assert by_text["neutral one"].weights[:2] == (0.0, 1.0) and by_text["neutral one"].split == "test"
+    assert (
+        by_text["neutral one"].weights[:2] == (0.0, 1.0) and by_text["neutral one"].split == "test"
+    )
     assert by_text["@user normal words"].targets == (0.0, 0.0, 0.0)
     spam = by_text["WIN cash"]
     assert spam.targets[2] == 1.0 and spam.weights == (0.0, 0.0, 1.0)
