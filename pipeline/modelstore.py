@@ -1,18 +1,21 @@
-"""Make sure the built model exists before a stage, a benchmark or the demo needs it."""
+"""Make sure the built model exists before a command, a benchmark or the demo needs it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from classifiers.export import build, up_to_date
-from pipeline.config import Settings
+from classifiers.export import BuildResult, Step, build
 
 
-def ensure_model(settings: Settings) -> None:
-    """Build the ONNX model folder from the committed artifacts if it is missing or stale."""
-    if up_to_date(settings.models_path):
-        return
-    click.echo(
-        f"building the model into {settings.models_path} (one-time, a few minutes) ...", err=True
-    )
-    build(settings.models_path, step=lambda msg: click.echo(f"  model build: {msg}", err=True))
+def ensure_model(
+    models_path: Path, *, force: bool = False, echo: Step | None = None
+) -> BuildResult:
+    """Build the ONNX model folder from the committed artifacts if missing, stale or forced.
+
+    Idempotent: an up-to-date folder (manifest and sha256s match) is verified and kept.
+    Raises :class:`classifiers.base.ClassifierError` when the build fails.
+    """
+    say: Step = echo or (lambda msg: click.echo(f"model build: {msg}", err=True))
+    return build(models_path, force=force, step=say)

@@ -148,7 +148,7 @@ async def _bench(
         }
     )
     await ensure_topics(settings)
-    ensure_model(settings)
+    ensure_model(settings.models_path)
     providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
     classifier = load_classifier(
         settings.models_path, variant=settings.model_variant, providers=providers

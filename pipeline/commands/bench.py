@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from pipeline.commands.context import CommandContext, pass_context
-from pipeline.commands.model import ensure_model, stderr_logs
+from pipeline.commands.model import stderr_logs
+from pipeline.modelstore import ensure_model
 
 
 @click.group()

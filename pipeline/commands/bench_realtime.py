@@ -24,7 +24,7 @@ async def _bench(
 
     click.echo("starting the local stack (idempotent) ...", err=True)
     await up(settings)
-    ensure_model(settings)
+    ensure_model(settings.models_path)
     classifier = load_classifier(settings.models_path, variant=settings.model_variant)
     policy = load_policy(settings.policy_path or default_policy_path())
     try:

@@ -31,7 +31,7 @@ def demo(ctx: CommandContext, rate: float, keep_running: bool) -> None:
     console = Console(stderr=True)
     console.rule("modstream demo")
     asyncio.run(up(settings, echo=lambda line: console.print(line)))
-    ensure_model(settings)
+    ensure_model(settings.models_path)
     try:
         summary = asyncio.run(run_demo(settings, rate=rate, console=console))
     finally:

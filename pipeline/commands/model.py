@@ -15,6 +15,7 @@ import structlog
 
 from pipeline.commands.context import CommandContext, pass_context
 from pipeline.core.policy import Policy, default_policy_path, evaluate, load_policy
+from pipeline.modelstore import ensure_model
 
 CHUNK = 1024
 
@@ -29,18 +30,6 @@ def stderr_logs() -> None:
 
 def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc))
-
-
-def ensure_model(models_path: Path, force: bool = False, echo: Any = None) -> Any:
-    """Build the model folder if missing or stale; returns the build result."""
-    from classifiers.base import ClassifierError
-    from classifiers.export import build
-
-    say = echo or (lambda msg: click.echo(msg, err=True))
-    try:
-        return build(models_path, force=force, step=say)
-    except ClassifierError as exc:
-        raise _fail(exc) from exc
 
 
 @click.group()
