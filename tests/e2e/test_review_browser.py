@@ -16,7 +16,7 @@ from playwright.async_api import Browser, async_playwright, expect
 
 from schemas import DecisionEvent, Stage, Verdict, decode
 from tests.fixtures.services import read_topic
-from tests.integration.test_review_support import (
+from tests.fixtures.review import (
     PASSWORD,
     ReviewEnv,
     new_prefix,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pipeline.review.web import create_app
 from tests.fixtures.services import MODSTREAM, fetch_rows, settings_env
-from tests.integration.test_review_support import (
+from tests.fixtures.review import (
     PASSWORD,
     ReviewClient,
     ReviewEnv,

@@ -17,7 +17,7 @@ from pipeline.review.filters import QueueFilter
 from pipeline.review.queue import ReviewQueue
 from schemas import DecisionEvent, ReviewReason, Verdict, decode
 from tests.fixtures.services import MODSTREAM, fetch_rows, read_topic, settings_env
-from tests.integration.test_review_support import (
+from tests.fixtures.review import (
     ReviewEnv,
     logged_in,
     new_prefix,
