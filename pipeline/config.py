@@ -206,9 +206,6 @@ class Settings(BaseSettings):
     frontier_group_id: str = Field(
         default="modstream-frontier", description="Kafka consumer group of the frontier stage."
     )
-    frontier_metrics_host: str = Field(
-        default="0.0.0.0", description="Bind address of the frontier stage's health/metrics."
-    )
     frontier_metrics_port: int = Field(
         default=9102, ge=0, le=65535, description="Port of the frontier stage's health/metrics."
     )
@@ -290,9 +287,6 @@ class Settings(BaseSettings):
     )
     review_blur_severity: float = Field(
         default=0.7, ge=0, le=1, description="Posts at or above this severity are blurred."
-    )
-    review_batch_flip_min_severity: float = Field(
-        default=0.5, ge=0, le=1, description="Batch flips at or above this severity need review."
     )
     review_cookie_secure: bool = Field(
         default=False, description="Mark the session cookie Secure (set true behind TLS)."

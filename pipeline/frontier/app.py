@@ -36,7 +36,7 @@ async def build_frontier(settings: Settings) -> AsyncIterator[tuple[FrontierStag
                     metrics=metrics,
                 )
                 ops = OpsServer(
-                    settings.frontier_metrics_host,
+                    settings.metrics_host,
                     settings.frontier_metrics_port,
                     readiness=stage.readiness,
                     registry=metrics.registry,
