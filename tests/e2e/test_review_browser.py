@@ -15,7 +15,6 @@ import pytest_asyncio
 from playwright.async_api import Browser, async_playwright, expect
 
 from schemas import DecisionEvent, Stage, Verdict, decode
-from tests.fixtures.services import read_topic
 from tests.fixtures.review import (
     PASSWORD,
     ReviewEnv,
@@ -23,6 +22,7 @@ from tests.fixtures.review import (
     review_env,
     seed_items,
 )
+from tests.fixtures.services import read_topic
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

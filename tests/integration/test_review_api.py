@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.review.web import create_app
-from tests.fixtures.services import MODSTREAM, fetch_rows, settings_env
 from tests.fixtures.review import (
     PASSWORD,
     ReviewClient,
@@ -22,6 +21,7 @@ from tests.fixtures.review import (
     review_env,
     seed_items,
 )
+from tests.fixtures.services import MODSTREAM, fetch_rows, settings_env
 
 pytestmark = pytest.mark.integration
 __all__ = ["review_env"]

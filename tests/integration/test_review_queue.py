@@ -16,7 +16,6 @@ from pipeline.review.core import human_decision_id
 from pipeline.review.filters import QueueFilter
 from pipeline.review.queue import ReviewQueue
 from schemas import DecisionEvent, ReviewReason, Verdict, decode
-from tests.fixtures.services import MODSTREAM, fetch_rows, read_topic, settings_env
 from tests.fixtures.review import (
     ReviewEnv,
     logged_in,
@@ -24,6 +23,7 @@ from tests.fixtures.review import (
     review_env,
     seed_items,
 )
+from tests.fixtures.services import MODSTREAM, fetch_rows, read_topic, settings_env
 
 pytestmark = pytest.mark.integration
 __all__ = ["review_env"]
