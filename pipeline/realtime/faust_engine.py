@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -36,7 +36,8 @@ from pipeline.core.policy import Policy
 from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime import metrics
-from pipeline.realtime.batch import BatchOutputs, InboundMessage, process_batch
+from pipeline.realtime.batch import InboundMessage, process_batch
+from pipeline.realtime.delivery import deliver, observe
 
 __all__ = ["FaustRealtimeEngine", "faust_app"]
 
@@ -212,14 +213,9 @@ class FaustRealtimeEngine:
             max_bytes=self._settings.max_post_bytes,
         )
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - inference_started)
-        await self._store.write_batch(posts=outputs.posts, decisions=outputs.decisions)
-        await asyncio.gather(
-            self._publisher.publish_decisions(outputs.final_decisions),
-            self._publisher.publish_borderline(outputs.borderline),
-            self._publisher.publish_dead_letters(outputs.dead_letters),
-        )
+        await deliver(outputs, store=self._store, publisher=self._publisher)
         self.processed += len(messages)
-        _observe(outputs)
+        observe(outputs, engine="faust")
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         structlog.contextvars.clear_contextvars()
 
@@ -234,25 +230,3 @@ def _inbound(event: EventT[bytes]) -> InboundMessage:
         key=message.key,
         value=value if value is None else bytes(value),
     )
-
-
-def _observe(outputs: BatchOutputs) -> None:
-    now = datetime.now(UTC)
-    for decision in outputs.decisions:
-        metrics.DECISIONS.labels(verdict=decision.verdict.value).inc()
-        for category in decision.categories:
-            metrics.FLAGGED.labels(category=category).inc()
-    for decision in outputs.final_decisions:
-        metrics.INGEST_TO_DECISION_SECONDS.observe(
-            max(0.0, (now - decision.ingested_at).total_seconds())
-        )
-    for letter in outputs.dead_letters:
-        metrics.DEAD_LETTERS.labels(reason=letter.reason_code.value).inc()
-        log.warning(
-            "realtime.dead_lettered",
-            engine="faust",
-            reason=letter.reason_code.value,
-            detail=letter.detail,
-            partition=letter.source_partition,
-            offset=letter.source_offset,
-        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -24,6 +24,7 @@ from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime import metrics
 from pipeline.realtime.batch import BatchOutputs, InboundMessage, process_batch
+from pipeline.realtime.delivery import deliver, observe
 
 log = get_logger(__name__)
 
@@ -175,37 +176,12 @@ class RealtimeStage:
         outputs: BatchOutputs,
         started: float,
     ) -> None:
-        await self._store.write_batch(posts=outputs.posts, decisions=outputs.decisions)
-        await asyncio.gather(
-            self._publisher.publish_decisions(outputs.final_decisions),
-            self._publisher.publish_borderline(outputs.borderline),
-            self._publisher.publish_dead_letters(outputs.dead_letters),
-        )
+        await deliver(outputs, store=self._store, publisher=self._publisher)
         await consumer.commit(_next_offsets(messages))
         self.processed += len(messages)
-        self._observe(outputs)
+        observe(outputs, engine="aiokafka")
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         await self._update_lag(consumer)
-
-    def _observe(self, outputs: BatchOutputs) -> None:
-        now = datetime.now(UTC)
-        for decision in outputs.decisions:
-            metrics.DECISIONS.labels(verdict=decision.verdict.value).inc()
-            for category in decision.categories:
-                metrics.FLAGGED.labels(category=category).inc()
-        for decision in outputs.final_decisions:
-            metrics.INGEST_TO_DECISION_SECONDS.observe(
-                max(0.0, (now - decision.ingested_at).total_seconds())
-            )
-        for letter in outputs.dead_letters:
-            metrics.DEAD_LETTERS.labels(reason=letter.reason_code.value).inc()
-            log.warning(
-                "realtime.dead_lettered",
-                reason=letter.reason_code.value,
-                detail=letter.detail,
-                partition=letter.source_partition,
-                offset=letter.source_offset,
-            )
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():
