@@ -42,3 +42,7 @@ class Classifier(Protocol):
     async def apredict(self, texts: Sequence[str]) -> list[dict[str, float]]:
         """Like :meth:`predict`, run on a dedicated thread so the event loop never blocks."""
         ...
+
+    def close(self) -> None:
+        """Release the inference thread and session; pending calls finish first."""
+        ...

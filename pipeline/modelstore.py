@@ -1,4 +1,4 @@
-"""Make sure the built model exists before a command, a benchmark or the demo needs it."""
+"""The built model: make sure it exists, and load it (with the policy) as settings say."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ from pathlib import Path
 
 import click
 
+from classifiers.base import Classifier
 from classifiers.export import BuildResult, Step, build
+from classifiers.onnx import load_classifier
+from pipeline.config import Settings
+from pipeline.core.policy import Policy, load_policy
 
 
 def ensure_model(
@@ -19,3 +23,16 @@ def ensure_model(
     """
     say: Step = echo or (lambda msg: click.echo(f"model build: {msg}", err=True))
     return build(models_path, force=force, step=say)
+
+
+def load_model_and_policy(settings: Settings) -> tuple[Classifier, Policy]:
+    """The classifier (variant and providers from settings) and the policy in force.
+
+    Every consumer of the model (real-time engines, replay, benchmarks) loads it here, so they
+    all run the variant and execution providers an operator configured.
+    """
+    providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
+    classifier = load_classifier(
+        settings.models_path, variant=settings.model_variant, providers=providers
+    )
+    return classifier, load_policy(settings.policy_path)

@@ -131,11 +131,9 @@ def raw_throughput(classifier: Any, texts: list[str], chunk: int) -> float:
 async def _bench(
     settings: Settings, posts: int, keep: bool, progress: bool, history: bool
 ) -> dict[str, Any]:
-    from classifiers.onnx import load_classifier
-    from pipeline.core.policy import load_policy
     from pipeline.kafka.admin import ensure_topics
     from pipeline.kafka.producer import KafkaEventPublisher
-    from pipeline.modelstore import ensure_model
+    from pipeline.modelstore import ensure_model, load_model_and_policy
     from replay.job import ReplayJob, ReplayRequest
 
     tag = uuid.uuid4().hex[:8]
@@ -149,11 +147,7 @@ async def _bench(
     )
     await ensure_topics(settings)
     ensure_model(settings.models_path)
-    providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
-    classifier = load_classifier(
-        settings.models_path, variant=settings.model_variant, providers=providers
-    )
-    policy = load_policy(settings.policy_path)
+    classifier, policy = load_model_and_policy(settings)
     texts = bench_texts(posts)
     prefix = f"bench-{tag}-"
     pool = await asyncpg.create_pool(

@@ -508,17 +508,12 @@ async def run(
     settings: Settings, request: ReplayRequest, *, console: Console | None = None
 ) -> dict[str, Any]:
     """Build the collaborators from ``settings`` and run one replay; returns its report."""
-    from classifiers.onnx import load_classifier
-    from pipeline.core.policy import load_policy
+    from pipeline.modelstore import load_model_and_policy
 
     request = with_request_defaults(settings, request)
-    policy = load_policy(settings.policy_path)
     # Like the real-time stage: load the built model (k8s mounts it read-only); a missing model
     # is a ModelNotFoundError telling the operator to run `modstream model build`.
-    providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
-    classifier = load_classifier(
-        settings.models_path, variant=settings.model_variant, providers=providers
-    )
+    classifier, policy = load_model_and_policy(settings)
     try:
         pool = await asyncpg.create_pool(
             settings.postgres_dsn.get_secret_value(), min_size=2, max_size=6

@@ -16,17 +16,14 @@ from pipeline.config import Settings
 async def _bench(
     settings: Settings, posts: int, naive_posts: int, latency_s: float
 ) -> dict[str, Any]:
-    from classifiers.onnx import load_classifier
-    from pipeline.core.policy import default_policy_path, load_policy
-    from pipeline.modelstore import ensure_model
+    from pipeline.modelstore import ensure_model, load_model_and_policy
     from pipeline.realtime.bench import run_realtime_bench
     from pipeline.stack import up
 
     click.echo("starting the local stack (idempotent) ...", err=True)
     await up(settings)
     ensure_model(settings.models_path)
-    classifier = load_classifier(settings.models_path, variant=settings.model_variant)
-    policy = load_policy(settings.policy_path or default_policy_path())
+    classifier, policy = load_model_and_policy(settings)
     try:
         return await run_realtime_bench(
             settings,

@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 from classifiers.base import Classifier
-from classifiers.onnx import load_classifier
 from pipeline.config import Settings
-from pipeline.core.policy import Policy, default_policy_path, load_policy
+from pipeline.core.policy import Policy
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
+from pipeline.modelstore import load_model_and_policy
 from pipeline.ops import OpsServer
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.store.pg import PostgresStore
@@ -38,15 +38,6 @@ class _EngineFactory(Protocol):
         store: VerdictStore,
         publisher: EventPublisher,
     ) -> RealtimeEngine: ...
-
-
-def load_model_and_policy(settings: Settings) -> tuple[Classifier, Policy]:
-    """The classifier (variant and providers from settings) and the policy in force."""
-    providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
-    classifier = load_classifier(
-        settings.models_path, variant=settings.model_variant, providers=providers
-    )
-    return classifier, load_policy(settings.policy_path or default_policy_path())
 
 
 def _engine_factory(settings: Settings) -> _EngineFactory:

@@ -29,6 +29,7 @@ from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.store.pg import PostgresStore
 from replay.job import ReplayJob, ReplayRequest
 from schemas import DecisionEvent, Stage, Verdict, decision_id
+from tests.fixtures.fakes import FixedScoreClassifier
 from tests.fixtures.services import fetch_rows, isolated_settings, read_topic
 
 pytestmark = pytest.mark.integration
@@ -43,26 +44,17 @@ POLICY = Policy(
 )
 
 
-class KeywordClassifier:
-    """Deterministic scores from markers in the text (a test double of the ONNX classifier)."""
+KEYWORD_MODEL = "kw-test-1"
 
-    model_version = "kw-test-1"
-    labels = ("toxic", "hate", "spam")
-    max_tokens = 128
 
-    def __init__(self) -> None:
-        self.calls: list[int] = []
+def keyword_scores(text: str) -> dict[str, float]:
+    """Deterministic scores from markers in the text."""
+    toxic = 0.97 if "KEY_REMOVE" in text else 0.65 if "KEY_BORDER" in text else 0.05
+    return {"toxic": toxic, "hate": 0.01, "spam": 0.02}
 
-    def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        self.calls.append(len(texts))
-        out = []
-        for text in texts:
-            toxic = 0.97 if "KEY_REMOVE" in text else 0.65 if "KEY_BORDER" in text else 0.05
-            out.append({"toxic": toxic, "hate": 0.01, "spam": 0.02})
-        return out
 
-    async def apredict(self, texts: Sequence[str]) -> list[dict[str, float]]:
-        return await asyncio.to_thread(self.predict, list(texts))
+def KeywordClassifier() -> FixedScoreClassifier:
+    return FixedScoreClassifier(keyword_scores, model_version=KEYWORD_MODEL)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -123,7 +115,7 @@ async def run_job(
     pool: asyncpg.Pool,
     request: ReplayRequest,
     *,
-    classifier: KeywordClassifier | None = None,
+    classifier: FixedScoreClassifier | None = None,
     frontier: FrontierClient | None = None,
 ) -> dict[str, Any]:
     publisher = None
@@ -388,7 +380,7 @@ async def test_borderline_posts_go_through_message_batches(
     assert current[ids[0]] == ("remove", "batch", model)
     assert current[ids[1]] == ("escalate", "batch", model)
     assert current[ids[2]] == ("allow", "batch", model)
-    assert current[ids[4]] == ("allow", "batch", KeywordClassifier.model_version)
+    assert current[ids[4]] == ("allow", "batch", KEYWORD_MODEL)
     reviews = await fetch_rows(
         settings, "SELECT post_id, reason FROM review_items WHERE post_id LIKE $1", pre + "%"
     )
