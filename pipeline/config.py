@@ -288,8 +288,53 @@ class Settings(BaseSettings):
     review_blur_severity: float = Field(
         default=0.7, ge=0, le=1, description="Posts at or above this severity are blurred."
     )
-    review_cookie_secure: bool = Field(
-        default=False, description="Mark the session cookie Secure (set true behind TLS)."
+    review_cookie_secure: bool | None = Field(
+        default=None,
+        description="Mark the session cookie Secure and __Host- prefixed. Unset: on unless "
+        "review_host is loopback; true/false overrides.",
+    )
+    review_session_idle_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Reviewer sessions end after this long without a request (within the TTL).",
+    )
+    review_login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins per username within the window before logins answer 429.",
+    )
+    review_login_max_failures_per_address: int = Field(
+        default=20,
+        ge=1,
+        description="Failed logins per client address within the window before 429.",
+    )
+    review_login_window_seconds: float = Field(
+        default=900.0, gt=0, description="Sliding window of the login failure limits."
+    )
+    review_password_workers: int = Field(
+        default=2, ge=1, le=64, description="Threads that run argon2 off the event loop."
+    )
+    review_password_queue: int = Field(
+        default=32,
+        ge=1,
+        description="Password checks allowed to wait for a thread; more answer 503.",
+    )
+    review_analysis_per_session: int = Field(
+        default=1, ge=1, description="Streamed analyses one session may run at once."
+    )
+    review_analysis_max_seconds: float = Field(
+        default=120.0, gt=0, description="Longest streamed analysis; it is cut off after this."
+    )
+    review_analysis_per_user_per_minute: float = Field(
+        default=1.0, gt=0, description="Streamed analyses a reviewer may start per minute."
+    )
+    review_analysis_burst: int = Field(
+        default=5, ge=1, description="Analyses a reviewer may start at once before the rate."
+    )
+    review_analysis_tokens_per_minute: int = Field(
+        default=20000,
+        ge=64,
+        description="Token budget of all reviewers' analyses, apart from the frontier stage's.",
     )
 
     # --- logging -------------------------------------------------------------------------------

@@ -1,7 +1,11 @@
 """Reviewer accounts and server-side sessions in Postgres.
 
 A session is a random token in an HttpOnly cookie; the table stores only its sha256, plus the
-session's CSRF token. Sessions expire ``review_session_ttl_seconds`` after login.
+session's CSRF token. A session ends ``session_idle_seconds`` after its last request, and at the
+latest ``session_ttl_seconds`` after login: every request moves ``expires_at`` to
+``least(created_at + ttl, now() + idle)``, so ``expires_at`` is the one deadline checked.
+
+Passwords are hashed and verified in a :class:`PasswordPool`, off the event loop.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import asyncpg
 from pipeline.review import audit
 from pipeline.review.core import Role
 from pipeline.review.errors import InvalidInputError, UserExistsError
-from pipeline.review.passwords import hash_password, verify_password
+from pipeline.review.passwords import PasswordPool
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 
@@ -52,15 +56,24 @@ def check_username(username: str) -> str:
 class Accounts:
     """Users, password checks and sessions."""
 
-    def __init__(self, pool: asyncpg.Pool, *, session_ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        session_ttl_seconds: float,
+        session_idle_seconds: float | None = None,
+        passwords: PasswordPool | None = None,
+    ) -> None:
         self._pool = pool
         self._ttl = session_ttl_seconds
+        self._idle = min(session_idle_seconds or session_ttl_seconds, session_ttl_seconds)
+        self._passwords = passwords if passwords is not None else PasswordPool(workers=1)
 
     async def create_user(self, username: str, password: str, role: Role, *, actor: str) -> None:
         """Create an account (audited). Raises :class:`UserExistsError` if the name is taken."""
         check_username(username)
         try:
-            password_hash = hash_password(password)
+            password_hash = await self._passwords.hash(password)
         except ValueError as exc:
             raise InvalidInputError(str(exc)) from None
         async with self._pool.acquire() as conn, conn.transaction():
@@ -88,7 +101,7 @@ class Accounts:
             "SELECT password_hash, role FROM review_users WHERE username = $1 AND NOT disabled",
             username,
         )
-        matched = verify_password(row["password_hash"] if row else None, password)
+        matched = await self._passwords.verify(row["password_hash"] if row else None, password)
         if row is None or not matched:
             await audit.record(self._pool, username[:64] or "?", "login.failed")
             return None
@@ -101,18 +114,22 @@ class Accounts:
                 _token_hash(token),
                 username,
                 csrf,
-                self._ttl,
+                self._idle,
             )
             await audit.record(conn, username, "login")
         return token, Session(username, Role(row["role"]), csrf, expires_at)
 
     async def session(self, token: str) -> Session | None:
-        """The live session behind a cookie token, if any."""
+        """The live session behind a cookie token, if any; using it restarts its idle clock."""
         row = await self._pool.fetchrow(
-            "SELECT s.username, u.role, s.csrf_token, s.expires_at "
-            "FROM review_sessions s JOIN review_users u USING (username) "
-            "WHERE s.token_hash = $1 AND s.expires_at > now() AND NOT u.disabled",
+            "UPDATE review_sessions s SET expires_at = least("
+            "s.created_at + make_interval(secs => $2), now() + make_interval(secs => $3)) "
+            "FROM review_users u WHERE s.token_hash = $1 AND s.expires_at > now() "
+            "AND u.username = s.username AND NOT u.disabled "
+            "RETURNING s.username, u.role, s.csrf_token, s.expires_at",
             _token_hash(token),
+            self._ttl,
+            self._idle,
         )
         if row is None:
             return None
@@ -124,6 +141,24 @@ class Accounts:
                 "DELETE FROM review_sessions WHERE token_hash = $1", _token_hash(token)
             )
             await audit.record(conn, username, "logout")
+
+    async def logout_others(self, token: str, username: str) -> int:
+        """End every session of ``username`` except the one behind ``token``; how many ended."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            result: str = await conn.execute(
+                "DELETE FROM review_sessions WHERE username = $1 AND token_hash <> $2",
+                username,
+                _token_hash(token),
+            )
+            ended = int(result.split()[-1])
+            await audit.record(conn, username, "logout.others", username, sessions=ended)
+        return ended
+
+    async def record_throttled(self, username: str, address: str, scope: str) -> None:
+        """Audit a login attempt refused by the throttle (no password was checked)."""
+        await audit.record(
+            self._pool, username[:64] or "?", "login.throttled", address=address, scope=scope
+        )
 
     async def purge_expired(self) -> int:
         result: str = await self._pool.execute(

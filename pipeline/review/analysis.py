@@ -3,10 +3,15 @@
 ``GET /api/items/{item_id}/analysis`` answers ``text/event-stream`` with events ``start``,
 ``first_token`` (``{"ttft_ms": ...}``), ``delta`` (``{"text": ...}``) and finally ``done`` or
 ``error``. Closing the connection (the page's Stop button) stops the upstream stream too.
+
+Admission (per-session concurrency, per-user rate, the reviewers' token budget) is
+:class:`~pipeline.review.gate.AnalysisGate`: a refusal is 429 with ``Retry-After`` before the
+stream starts. A stream longer than ``analysis_max_s`` is cut off with an ``error`` event.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -42,40 +47,52 @@ async def analysis(request: web.Request) -> web.StreamResponse:
             {"error": f"streamed analysis is unavailable: {ctx.analysis_unavailable}"}, status=503
         )
     text = await ctx.queue.post_text(item_id)
-    await ctx.queue.record(session.username, "analysis", item_id)
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache, no-store",
-            "X-Accel-Buffering": "no",
-        }
-    )
-    await response.prepare(request)
+    with ctx.gate.admit(session.csrf_token, session.username, text):
+        await ctx.queue.record(session.username, "analysis", item_id)
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
+        )
+        await response.prepare(request)
+        await _relay(request, response, ctx.analysis(text), item_id)
+    return response
+
+
+async def _relay(
+    request: web.Request, response: web.StreamResponse, stream: AsyncIterator[str], item_id: str
+) -> None:
+    """Write the stream's deltas as events until it ends, fails, stops or runs too long."""
+    ctx = request.app[CONTEXT]
     started = time.monotonic()
-    stream = ctx.analysis(text)
     outcome, chars, first = "stopped", 0, True
     try:
         await response.write(sse("start", {"item_id": item_id}))
-        async for delta in stream:
-            if first:
-                first = False
-                ttft = time.monotonic() - started
-                ctx.metrics.analysis_ttft.observe(ttft)
-                await response.write(sse("first_token", {"ttft_ms": round(ttft * 1000)}))
-            chars += len(delta)
-            await response.write(sse("delta", {"text": delta}))
+        async with asyncio.timeout(ctx.gate.max_seconds):
+            async for delta in stream:
+                if first:
+                    first = False
+                    ttft = time.monotonic() - started
+                    ctx.metrics.analysis_ttft.observe(ttft)
+                    await response.write(sse("first_token", {"ttft_ms": round(ttft * 1000)}))
+                chars += len(delta)
+                await response.write(sse("delta", {"text": delta}))
         await response.write(
             sse("done", {"chars": chars, "total_ms": round((time.monotonic() - started) * 1000)})
         )
         outcome = "completed"
     except ConnectionError:
         pass  # the reviewer pressed Stop or left the page
+    except TimeoutError:
+        outcome = "timeout"
+        await _error(response, f"analysis stopped at the {ctx.gate.max_seconds:.0f} s limit")
     except ModerationError as exc:
         outcome = "failed"
-        with contextlib.suppress(ConnectionError):
-            await response.write(sse("error", {"message": f"analysis failed: {exc}"}))
+        await _error(response, f"analysis failed: {exc}")
     finally:
         await _close(stream)
         ctx.metrics.analyses.labels(outcome).inc()
         log.info("review.analysis", item_id=item_id, outcome=outcome, chars=chars)
-    return response
+
+
+async def _error(response: web.StreamResponse, message: str) -> None:
+    with contextlib.suppress(ConnectionError):
+        await response.write(sse("error", {"message": message}))

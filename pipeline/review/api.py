@@ -14,7 +14,8 @@ from pipeline.review.context import CONTEXT, ReviewContext
 from pipeline.review.core import Role
 from pipeline.review.errors import InvalidInputError
 from pipeline.review.filters import parse_filter
-from pipeline.review.security import current_session, lead_only
+from pipeline.review.inputs import json_object
+from pipeline.review.security import current_session, lead_only, session_token
 from schemas import Verdict
 
 log = get_logger(__name__)
@@ -29,18 +30,6 @@ def _default(value: object) -> Any:
 
 def reply(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status, dumps=lambda d: json.dumps(d, default=_default))
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidInputError("the request body must be a JSON object") from None
-    if not isinstance(body, dict):
-        raise InvalidInputError("the request body must be a JSON object")
-    return body
 
 
 def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | None:
@@ -61,6 +50,15 @@ def _ctx(request: web.Request) -> ReviewContext:
 async def me(request: web.Request) -> web.Response:
     session = current_session(request)
     return reply({"username": session.username, "role": session.role.value})
+
+
+async def logout_others(request: web.Request) -> web.Response:
+    """End every other session of the signed-in user (e.g. a forgotten browser elsewhere)."""
+    session = current_session(request)
+    ended = await _ctx(request).accounts.logout_others(
+        session_token(request) or "", session.username
+    )
+    return reply({"ended": ended})
 
 
 async def queue(request: web.Request) -> web.Response:
@@ -95,7 +93,7 @@ async def renew(request: web.Request) -> web.Response:
 
 async def release(request: web.Request) -> web.Response:
     session = current_session(request)
-    force = bool((await _body(request)).get("force"))
+    force = bool((await json_object(request)).get("force"))
     if force and session.role is not Role.LEAD:
         return reply({"error": "releasing another reviewer's claim needs the lead role"}, 403)
     await _ctx(request).queue.release(session.username, request.match_info["item_id"], force=force)
@@ -104,7 +102,7 @@ async def release(request: web.Request) -> web.Response:
 
 async def decide(request: web.Request) -> web.Response:
     ctx, session = _ctx(request), current_session(request)
-    body = await _body(request)
+    body = await json_object(request)
     raw_verdict = _text(body, "verdict", required=True)
     if raw_verdict not in {Verdict.ALLOW.value, Verdict.REMOVE.value}:
         raise InvalidInputError("verdict must be allow or remove")
@@ -144,7 +142,7 @@ async def decide(request: web.Request) -> web.Response:
 
 
 async def appeal(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     post_id = _text(body, "post_id", required=True) or ""
     if len(post_id) > 200:
         raise InvalidInputError("post_id must be at most 200 characters")
@@ -161,7 +159,7 @@ async def stats(request: web.Request) -> web.Response:
 
 @lead_only
 async def create_user(request: web.Request) -> web.Response:
-    body = await _body(request)
+    body = await json_object(request)
     username = _text(body, "username", required=True) or ""
     password = _text(body, "password", required=True) or ""
     raw_role = _text(body, "role") or Role.REVIEWER.value
@@ -175,6 +173,7 @@ async def create_user(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/me", me)
+    app.router.add_post("/api/sessions/logout-others", logout_others)
     app.router.add_get("/api/queue", queue)
     app.router.add_post("/api/claim-next", claim_next)
     app.router.add_get("/api/items/{item_id}", item)

@@ -10,8 +10,12 @@ from aiohttp import web
 
 from pipeline.config import Settings
 from pipeline.review.accounts import Accounts, Session
+from pipeline.review.gate import AnalysisGate
+from pipeline.review.limits import ReviewLimits, Transport
 from pipeline.review.metrics import ReviewMetrics
+from pipeline.review.outage import Health
 from pipeline.review.queue import ReviewQueue
+from pipeline.review.throttle import LoginThrottle
 
 AnalysisSource = Callable[[str], AsyncIterator[str]]
 """Streams an analysis of a post's text as text deltas (the frontier client's streaming path)."""
@@ -25,6 +29,11 @@ class ReviewContext:
     metrics: ReviewMetrics
     templates: jinja2.Environment
     analysis: AnalysisSource | None
+    limits: ReviewLimits
+    transport: Transport
+    throttle: LoginThrottle
+    gate: AnalysisGate
+    health: Health
     analysis_unavailable: str = ""
 
 

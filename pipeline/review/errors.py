@@ -12,9 +12,20 @@ class ReviewError(ModerationError):
 
     status: ClassVar[int] = 400
 
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        """Seconds the client should wait before trying again (sent as ``Retry-After``)."""
+
 
 class InvalidInputError(ReviewError):
     """A parameter or form field is malformed."""
+
+
+class ForbiddenError(ReviewError):
+    """The signed-in user may not do this (role, separation of duties)."""
+
+    status = 403
 
 
 class NotFoundError(ReviewError):
@@ -29,3 +40,17 @@ class ConflictError(ReviewError):
 
 class UserExistsError(ConflictError):
     """A user with that name already exists."""
+
+
+class TooManyRequestsError(ReviewError):
+    """A rate or concurrency limit is reached; ``retry_after`` says when to try again."""
+
+    status = 429
+    retriable = True
+
+
+class BusyError(ReviewError):
+    """The app or one of its dependencies cannot take this request now; try again later."""
+
+    status = 503
+    retriable = True

@@ -7,20 +7,24 @@ from typing import Any
 
 from aiohttp import web
 
+from pipeline.log import get_logger
 from pipeline.review.context import CONTEXT, SESSION, ReviewContext
 from pipeline.review.core import should_blur
-from pipeline.review.errors import ReviewError
+from pipeline.review.errors import BusyError, ReviewError
 from pipeline.review.filters import QueueFilter, parse_filter
+from pipeline.review.inputs import form
+from pipeline.review.ratelimit import retry_after_header
 from pipeline.review.security import (
-    LOGIN_CSRF_COOKIE,
-    LOGIN_CSRF_LENGTH,
-    SESSION_COOKIE,
+    TOKEN,
     current_session,
     lead_only,
     new_login_csrf,
     safe_next,
+    session_token,
     set_cookie,
 )
+
+log = get_logger(__name__)
 
 
 def _ctx(request: web.Request) -> ReviewContext:
@@ -37,11 +41,18 @@ def render(request: web.Request, template: str, status: int = 200, **values: Any
     return web.Response(text=html, status=status, content_type="text/html")
 
 
-def _login_form(request: web.Request, status: int = 200, error: str | None = None) -> web.Response:
+def _login_form(
+    request: web.Request,
+    status: int = 200,
+    error: str | None = None,
+    *,
+    retry_after: float | None = None,
+) -> web.Response:
     # Reuse the browser's token: a parallel request (e.g. the favicon redirected here) must not
     # replace the cookie behind a form that is already on screen.
-    token = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
-    if len(token) != LOGIN_CSRF_LENGTH or not token.isascii():
+    cookie = _ctx(request).transport.login_csrf_cookie
+    token = request.cookies.get(cookie) or ""
+    if not TOKEN.match(token):
         token = new_login_csrf()
     response = render(
         request,
@@ -51,13 +62,9 @@ def _login_form(request: web.Request, status: int = 200, error: str | None = Non
         next=safe_next(request.query.get("next")),
         error=error,
     )
-    set_cookie(
-        response,
-        LOGIN_CSRF_COOKIE,
-        token,
-        max_age=3600,
-        secure=_ctx(request).settings.review_cookie_secure,
-    )
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after_header(retry_after)
+    set_cookie(request, response, cookie, token, max_age=3600)
     return response
 
 
@@ -69,35 +76,54 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 async def login(request: web.Request) -> web.StreamResponse:
     ctx = _ctx(request)
-    form = await request.post()
-    username, password = form.get("username"), form.get("password")
-    if not isinstance(username, str) or not isinstance(password, str) or len(username) > 64:
+    fields = await form(request)
+    username, password = fields.get("username"), fields.get("password")
+    if username is None or password is None or len(username) > 64:
         ctx.metrics.logins.labels("failed").inc()
         return _login_form(request, 400, "enter a username and a password")
-    opened = await ctx.accounts.login(username.strip().lower(), password)
+    username = username.strip().lower()
+    address = request.remote or "unknown"
+    throttled = ctx.throttle.admit(address, username)
+    if throttled is not None:
+        ctx.metrics.logins.labels("throttled").inc()
+        await ctx.accounts.record_throttled(username, address, throttled.scope.value)
+        log.info("review.login_throttled", scope=throttled.scope.value)
+        return _login_form(
+            request,
+            429,
+            "too many failed sign-ins; wait a few minutes, then try again",
+            retry_after=throttled.retry_after_s,
+        )
+    try:
+        opened = await ctx.accounts.login(username, password)
+    except BusyError as exc:
+        ctx.metrics.logins.labels("busy").inc()
+        return _login_form(request, exc.status, str(exc), retry_after=exc.retry_after)
     if opened is None:
         ctx.metrics.logins.labels("failed").inc()
         return _login_form(request, 401, "wrong username or password")
+    ctx.throttle.succeeded(address, username)
     ctx.metrics.logins.labels("ok").inc()
     token, _session = opened
-    target = form.get("next")
-    response = web.HTTPFound(safe_next(target if isinstance(target, str) else None))
+    response = web.HTTPFound(safe_next(fields.get("next")))
     set_cookie(
+        request,
         response,
-        SESSION_COOKIE,
+        ctx.transport.session_cookie,
         token,
-        max_age=int(ctx.settings.review_session_ttl_seconds),
-        secure=ctx.settings.review_cookie_secure,
+        max_age=int(ctx.limits.session_ttl_s),
     )
-    response.del_cookie(LOGIN_CSRF_COOKIE, path="/")
+    response.del_cookie(
+        ctx.transport.login_csrf_cookie, path="/", secure=ctx.transport.secure_cookies
+    )
     raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    session = current_session(request)
-    await _ctx(request).accounts.logout(request.cookies.get(SESSION_COOKIE, ""), session.username)
+    ctx, session = _ctx(request), current_session(request)
+    await ctx.accounts.logout(session_token(request) or "", session.username)
     response = web.HTTPFound("/login")
-    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(ctx.transport.session_cookie, path="/", secure=ctx.transport.secure_cookies)
     raise response
 
 

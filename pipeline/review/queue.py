@@ -31,6 +31,7 @@ from pipeline.review.core import (
     appeal_severity,
     human_decision,
 )
+from pipeline.review.duties import NOT_CONFLICTED, ensure_independent
 from pipeline.review.errors import ConflictError, InvalidInputError, NotFoundError
 from pipeline.review.filters import QueueFilter, State
 from pipeline.store.pg import PostgresStore
@@ -52,7 +53,7 @@ WITH next AS (
     SELECT item_id FROM review_items
     WHERE {_CLAIMABLE} AND ($4::text IS NULL OR item_id = $4)
       AND ($5::text IS NULL OR reason = $5) AND severity >= $6
-      AND ($7::text IS NULL OR post_id LIKE $7 ESCAPE '\\')
+      AND ($7::text IS NULL OR post_id LIKE $7 ESCAPE '\\') AND {NOT_CONFLICTED}
     ORDER BY {_PRIORITY} DESC, item_id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
@@ -214,8 +215,11 @@ class ReviewQueue:
         ``flt`` narrows "next" to a view of the queue (reason, minimum severity, post prefix),
         e.g. an appeals-only reviewer; its state and limit are ignored.
 
-        Raises :class:`ConflictError` when ``item_id`` is held by someone else or decided.
+        Raises :class:`ConflictError` when ``item_id`` is held by someone else or decided, and
+        :class:`ForbiddenError` when it is an appeal ``reviewer`` may not take (see ``duties``).
         """
+        if item_id is not None:
+            await ensure_independent(self._pool, reviewer, item_id, "claim")
         async with self._pool.acquire() as conn:
             for _ in range(5):
                 async with conn.transaction():
@@ -314,6 +318,7 @@ class ReviewQueue:
             raise InvalidInputError("verdict must be allow or remove")
         if notes is not None and len(notes) > MAX_NOTES:
             raise InvalidInputError(f"notes must be at most {MAX_NOTES} characters")
+        await ensure_independent(self._pool, reviewer, item_id, "decide")
         async with self._pool.acquire() as conn, conn.transaction():
             item = await conn.fetchrow(
                 "SELECT r.*, r.lease_expires_at > now() AS live, p.text, "

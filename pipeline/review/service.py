@@ -20,8 +20,13 @@ from pipeline.log import get_logger
 from pipeline.ops import OpsServer
 from pipeline.review.accounts import Accounts
 from pipeline.review.context import ReviewContext
+from pipeline.review.gate import AnalysisGate
+from pipeline.review.limits import ReviewLimits, Transport
 from pipeline.review.metrics import ReviewMetrics
+from pipeline.review.outage import POSTGRES_DOWN, Health
+from pipeline.review.passwords import PasswordPool
 from pipeline.review.queue import Publish, ReviewQueue
+from pipeline.review.throttle import LoginThrottle
 from pipeline.review.web import create_app, templates
 from pipeline.store.pg import PostgresStore
 from schemas import DecisionEvent
@@ -39,14 +44,6 @@ class RunningReview:
     context: ReviewContext
 
 
-class _Health:
-    def __init__(self) -> None:
-        self.ready, self.detail = False, "starting"
-
-    def __call__(self) -> tuple[bool, str]:
-        return self.ready, self.detail
-
-
 def _publisher(publisher: KafkaEventPublisher) -> Publish:
     async def publish(decisions: Sequence[DecisionEvent]) -> None:
         try:
@@ -57,8 +54,11 @@ def _publisher(publisher: KafkaEventPublisher) -> Publish:
     return publish
 
 
-async def _sweep(ctx: ReviewContext, health: _Health) -> None:
-    """Every few seconds: expire leases, re-send undelivered decisions, refresh gauges."""
+async def _sweep(ctx: ReviewContext, health: Health) -> None:
+    """Every few seconds: expire leases, re-send undelivered decisions, refresh gauges.
+
+    A sweep that fails marks the app not ready; the next one that succeeds marks it ready.
+    """
     while True:
         try:
             await ctx.queue.release_expired()
@@ -68,9 +68,9 @@ async def _sweep(ctx: ReviewContext, health: _Health) -> None:
             ctx.metrics.queue_depth.labels("pending").set(pending)
             ctx.metrics.queue_depth.labels("claimed").set(claimed)
             ctx.metrics.oldest_age.set(oldest)
-            health.ready, health.detail = True, "ok"
-        except (OSError, asyncpg.PostgresError, ServiceUnavailableError) as exc:
-            health.ready, health.detail = False, f"sweep failed: {type(exc).__name__}"
+            health.up()
+        except (*POSTGRES_DOWN, asyncpg.PostgresError, ServiceUnavailableError) as exc:
+            health.down(f"sweep failed: {type(exc).__name__}")
             log.warning("review.sweep_failed", error=type(exc).__name__)
         await asyncio.sleep(SWEEP_SECONDS)
 
@@ -88,12 +88,16 @@ async def running_review(
         frontier = FrontierClient(settings)
     except FrontierError as exc:
         unavailable = str(exc)
+    limits = ReviewLimits.from_settings(settings)
+    bind_host = host if host is not None else settings.review_host
+    passwords = PasswordPool(workers=limits.password_workers, queue=limits.password_queue)
     runner: web.AppRunner | None = None
     ops: OpsServer | None = None
     sweeper: asyncio.Task[None] | None = None
     try:
         await publisher.start()
         metrics = ReviewMetrics()
+        health = Health()
         context = ReviewContext(
             settings=settings,
             queue=ReviewQueue(
@@ -102,18 +106,26 @@ async def running_review(
                 lease_seconds=settings.review_lease_seconds,
                 aging_seconds=settings.review_aging_seconds,
             ),
-            accounts=Accounts(store.pool, session_ttl_seconds=settings.review_session_ttl_seconds),
+            accounts=Accounts(
+                store.pool,
+                session_ttl_seconds=limits.session_ttl_s,
+                session_idle_seconds=limits.session_idle_s,
+                passwords=passwords,
+            ),
             metrics=metrics,
             templates=templates(),
             analysis=frontier.stream_analysis if frontier is not None else None,
+            limits=limits,
+            transport=Transport.for_host(bind_host, settings.review_cookie_secure),
+            throttle=LoginThrottle(limits),
+            gate=AnalysisGate(limits),
+            health=health,
             analysis_unavailable=unavailable,
         )
         runner = web.AppRunner(create_app(context), access_log=None)
         await runner.setup()
-        bind_host = host if host is not None else settings.review_host
         site = web.TCPSite(runner, bind_host, port if port is not None else settings.review_port)
         await site.start()
-        health = _Health()
         ops = OpsServer(
             settings.metrics_host,
             settings.review_metrics_port,
@@ -135,6 +147,7 @@ async def running_review(
         if ops is not None:
             await ops.stop()
         await publisher.stop()
+        passwords.close()
         if frontier is not None:
             await frontier.close()
         await store.close()

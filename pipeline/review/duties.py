@@ -1,0 +1,45 @@
+"""Separation of duties on appeals.
+
+Whoever made the decision under appeal (the reviewer who decided its review item), or filed the
+appeal, may neither claim nor decide the appeal: claim-next skips such items for them, and an
+explicit claim or decision is refused with 403 and audited (``appeal.conflict``).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from pipeline.log import get_logger
+from pipeline.review import audit
+from pipeline.review.errors import ForbiddenError
+
+log = get_logger(__name__)
+
+_CONFLICTED = """
+SELECT 1 FROM appeals a
+LEFT JOIN review_items d ON d.post_id = a.post_id AND d.decision_id = a.source_decision_id
+WHERE a.item_id = {item} AND {reviewer} IN (a.appealed_by, d.decided_by)
+"""
+NOT_CONFLICTED = f"NOT EXISTS ({_CONFLICTED.format(item='review_items.item_id', reviewer='$1')})"
+"""A condition on ``review_items`` rows: the reviewer (bind parameter ``$1``) is independent."""
+
+_ROLE = """
+SELECT CASE WHEN a.appealed_by = $2 THEN 'appellant' ELSE 'decider' END
+FROM appeals a
+LEFT JOIN review_items d ON d.post_id = a.post_id AND d.decision_id = a.source_decision_id
+WHERE a.item_id = $1 AND $2 IN (a.appealed_by, d.decided_by)
+"""
+_MESSAGES = {
+    "appellant": "you filed this appeal, so another reviewer must decide it",
+    "decider": "you made the decision under appeal, so another reviewer must decide the appeal",
+}
+
+
+async def ensure_independent(pool: asyncpg.Pool, reviewer: str, item_id: str, action: str) -> None:
+    """Raise :class:`ForbiddenError` (audited) if ``reviewer`` may not ``action`` this item."""
+    role: str | None = await pool.fetchval(_ROLE, item_id, reviewer)
+    if role is None:
+        return
+    await audit.record(pool, reviewer, "appeal.conflict", item_id, attempted=action, role=role)
+    log.info("review.appeal_conflict", item_id=item_id, attempted=action, role=role)
+    raise ForbiddenError(_MESSAGES[role])
