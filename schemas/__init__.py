@@ -1,6 +1,7 @@
 """Contracts: JSON Schemas, typed events and SQL migrations. Imports nothing of ours."""
 
 from schemas.events import (
+    DEAD_LETTER_MAX_VALUE_BYTES,
     SCHEMA_VERSION,
     BorderlineRequest,
     DeadLetter,
@@ -22,6 +23,7 @@ from schemas.events import (
 )
 
 __all__ = [
+    "DEAD_LETTER_MAX_VALUE_BYTES",
     "SCHEMA_VERSION",
     "BorderlineRequest",
     "DeadLetter",

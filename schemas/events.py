@@ -17,7 +17,10 @@ from importlib import resources
 from typing import Any, Literal, TypeVar
 
 import jsonschema
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.fields import Identifier, PostText, Score, ScoreName, Timestamp
+from schemas.wire import WireError, loads_strict
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -50,6 +53,8 @@ class DeadLetterReason(StrEnum):
     SCHEMA_VIOLATION = "schema_violation"
     OVERSIZE = "oversize"
     PROCESSING_ERROR = "processing_error"
+    UNSTORABLE = "unstorable"
+    UNPUBLISHABLE = "unpublishable"
 
 
 class EventError(ValueError):
@@ -76,23 +81,13 @@ class PostEvent(_Inbound):
     """A post on the ingest topic."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    post_id: str
-    author_id: str
-    text: str
-    lang: str | None = None
-    created_at: AwareDatetime | None = None
-    ingested_at: AwareDatetime
-    source: str | None = None
-
-    @field_validator("text")
-    @classmethod
-    def _replace_lone_surrogates(cls, value: str) -> str:
-        """JSON may escape lone UTF-16 surrogates (``"\\ud800"``); they become U+FFFD."""
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-        return value
+    post_id: Identifier
+    author_id: Identifier
+    text: PostText
+    lang: Identifier | None = None
+    created_at: Timestamp | None = None
+    ingested_at: Timestamp
+    source: Identifier | None = None
 
 
 class DecisionEvent(_Outbound):
@@ -118,14 +113,14 @@ class BorderlineRequest(_Outbound):
     """A post routed to the frontier stage, with its absolute deadline."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    post_id: str
-    author_id: str
-    text: str
-    scores: Scores
-    model_version: str
-    policy_version: str
-    ingested_at: AwareDatetime
-    deadline_at: AwareDatetime
+    post_id: Identifier
+    author_id: Identifier
+    text: PostText
+    scores: dict[ScoreName, Score]
+    model_version: Identifier
+    policy_version: Identifier
+    ingested_at: Timestamp
+    deadline_at: Timestamp
 
 
 class ReviewItem(_Outbound):
@@ -153,6 +148,9 @@ class DeadLetter(_Outbound):
     source_offset: int
     key_b64: str | None = None
     value_b64: str
+    value_bytes: int | None = None
+    value_sha256: str | None = None
+    truncated: bool = False
     failed_at: AwareDatetime
 
 
@@ -184,12 +182,28 @@ def _validator(model: type[BaseModel]) -> jsonschema.protocols.Validator:
     return validator
 
 
+def _where(model: type[BaseModel], path: Any) -> str:
+    """A location that names schema fields only: keys that came from the event are masked."""
+    known = set(model.model_fields)
+    parts = [str(p) if isinstance(p, int) or p in known else "<key>" for p in path]
+    return "/".join(parts) or "<root>"
+
+
 def validate_document(model: type[BaseModel], document: Any) -> None:
-    """Raise :class:`EventError` if ``document`` violates ``model``'s JSON Schema."""
+    """Raise :class:`EventError` if ``document`` violates ``model``'s JSON Schema.
+
+    The detail names the field and the rule it breaks, never the offending value (jsonschema's
+    own messages quote it, and dead-letter details are logged).
+    """
     error = jsonschema.exceptions.best_match(_validator(model).iter_errors(document))
     if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "<root>"
-        raise EventError(DeadLetterReason.SCHEMA_VIOLATION, f"{where}: {error.message[:300]}")
+        rule = error.validator
+        limit = error.validator_value
+        shown = f" {limit}" if isinstance(limit, int | float | str) and len(str(limit)) < 80 else ""
+        raise EventError(
+            DeadLetterReason.SCHEMA_VIOLATION,
+            f"{_where(model, error.absolute_path)}: violates {rule}{shown}",
+        )
 
 
 def decode(model: type[EventT], raw: bytes | None, *, max_bytes: int = 65_536) -> EventT:
@@ -201,19 +215,23 @@ def decode(model: type[EventT], raw: bytes | None, *, max_bytes: int = 65_536) -
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise EventError(DeadLetterReason.INVALID_UTF8, str(exc)[:300]) from None
+        raise EventError(
+            DeadLetterReason.INVALID_UTF8, f"invalid UTF-8 at byte {exc.start}: {exc.reason}"
+        ) from None
     try:
-        document = json.loads(text)
-    except ValueError as exc:
+        document = loads_strict(text)
+    except WireError as exc:  # JSON, but beyond what the pipeline accepts (depth, ranges, keys)
+        raise EventError(DeadLetterReason.SCHEMA_VIOLATION, str(exc)) from None
+    except ValueError as exc:  # json.JSONDecodeError: position and expectation, no content
         raise EventError(DeadLetterReason.INVALID_JSON, str(exc)[:300]) from None
     validate_document(model, document)
     try:
         return model.model_validate(document)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = "/".join(str(p) for p in first["loc"]) or "<root>"
+        first = exc.errors(include_input=False, include_url=False)[0]
         raise EventError(
-            DeadLetterReason.SCHEMA_VIOLATION, f"{where}: {first['msg']}"[:300]
+            DeadLetterReason.SCHEMA_VIOLATION,
+            f"{_where(model, first['loc'])}: {first['msg']}"[:300],
         ) from None
 
 
@@ -234,6 +252,10 @@ def review_item_id(post_id: str, reason: ReviewReason, source: str) -> str:
     return hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
 
 
+DEAD_LETTER_MAX_VALUE_BYTES = 16_384
+DEAD_LETTER_MAX_KEY_BYTES = 1_024
+
+
 def make_dead_letter(
     *,
     reason: DeadLetterReason,
@@ -243,16 +265,28 @@ def make_dead_letter(
     offset: int,
     key: bytes | None,
     value: bytes | None,
+    max_value_bytes: int = DEAD_LETTER_MAX_VALUE_BYTES,
 ) -> DeadLetter:
-    """The dead-letter envelope for a message that could not be processed."""
+    """The dead-letter envelope for a message that could not be processed.
+
+    It carries at most ``max_value_bytes`` of the original value (and 1 KiB of its key), with
+    the original length and sha256, so a dead letter always fits the broker's message limit,
+    however large the record that caused it.
+    """
+    original = value or b""
+    kept_key = key[:DEAD_LETTER_MAX_KEY_BYTES] if key is not None else None
+    truncated = len(original) > max_value_bytes or (key is not None and kept_key != key)
     return DeadLetter(
         reason_code=reason,
         detail=detail[:2000],
-        source_topic=topic,
+        source_topic=topic[:255],
         source_partition=partition,
         source_offset=offset,
-        key_b64=base64.b64encode(key).decode("ascii") if key is not None else None,
-        value_b64=base64.b64encode(value or b"").decode("ascii"),
+        key_b64=base64.b64encode(kept_key).decode("ascii") if kept_key is not None else None,
+        value_b64=base64.b64encode(original[:max_value_bytes]).decode("ascii"),
+        value_bytes=len(original),
+        value_sha256=hashlib.sha256(original).hexdigest(),
+        truncated=truncated,
         failed_at=datetime.now(UTC),
     )
 

@@ -27,12 +27,16 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 
 
 async def _run_realtime(settings: Settings) -> None:
+    from pipeline.availability import OutageInterruptedError
     from pipeline.realtime.app import build_realtime
 
     stop = asyncio.Event()
     install_stop_signals(stop)
-    async with build_realtime(settings) as engine:
-        await engine.run(stop)
+    try:
+        async with build_realtime(settings, stop) as engine:
+            await engine.run(stop)
+    except OutageInterruptedError as exc:
+        log.warning("realtime.stopped_during_outage", error=str(exc))
 
 
 @run.command("realtime")

@@ -13,6 +13,8 @@ from types import TracebackType
 from aiokafka import AIOKafkaProducer
 
 from pipeline.config import Settings
+from pipeline.errors import RecordRejectedError
+from pipeline.kafka.errors import DEPENDENCY, translated
 from schemas import (
     BorderlineRequest,
     DeadLetter,
@@ -22,6 +24,9 @@ from schemas import (
 )
 
 _KeyedEvent = DecisionEvent | BorderlineRequest | ReviewItem
+
+# Room for the record batch header, headers and timestamps around a record's key and value.
+_RECORD_OVERHEAD_BYTES = 1024
 
 
 class KafkaEventPublisher:
@@ -36,14 +41,22 @@ class KafkaEventPublisher:
             enable_idempotence=True,
             linger_ms=2,
             max_batch_size=256 * 1024,
-            max_request_size=2 * 1024 * 1024,
+            max_request_size=settings.kafka_max_message_bytes,
         )
+        self._max_record_bytes = settings.kafka_max_message_bytes
 
     async def start(self) -> None:
-        await self._producer.start()
+        """Connect to the cluster; raises DependencyUnavailableError while it is unreachable."""
+        with translated():
+            await self._producer.start()
 
     async def stop(self) -> None:
         await self._producer.stop()
+
+    async def check(self) -> None:
+        """Raise DependencyUnavailableError unless a broker answers a metadata request in 2 s."""
+        with translated():
+            await asyncio.wait_for(self._producer.client.fetch_all_metadata(), timeout=2.0)
 
     async def __aenter__(self) -> KafkaEventPublisher:
         await self.start()
@@ -61,8 +74,19 @@ class KafkaEventPublisher:
         """Send ``(key, value)`` records to ``topic`` and wait until all are acknowledged."""
         if not records:
             return
-        futures = [await self._producer.send(topic, value=value, key=key) for key, value in records]
-        await asyncio.gather(*futures)
+        for key, value in records:
+            # Refuse the whole call before anything is sent, so a rejected record never leaves
+            # a half-published batch behind (the caller bisects and dead-letters the record).
+            size = len(value) + (len(key) if key is not None else 0)
+            if size > self._max_record_bytes - _RECORD_OVERHEAD_BYTES:
+                raise RecordRejectedError(
+                    DEPENDENCY, f"record of {size} bytes exceeds the broker's limit"
+                )
+        with translated():
+            futures = [
+                await self._producer.send(topic, value=value, key=key) for key, value in records
+            ]
+            await asyncio.gather(*futures)
 
     async def _publish_events(self, topic: str, events: Sequence[_KeyedEvent]) -> None:
         await self.publish(topic, [(e.post_id.encode(), encode(e)) for e in events])

@@ -1,4 +1,9 @@
-"""Composition root of the real-time stage: picks and wires the adapters from settings."""
+"""Composition root of the real-time stage: picks and wires the adapters from settings.
+
+The process starts even while Postgres or the broker is unreachable: the health endpoints come
+up first (``/readyz`` answers 503 with the reason), and the stage connects as soon as the
+dependency answers. Only a configuration error (credentials, missing schema) ends it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ from contextlib import asynccontextmanager
 from typing import Protocol
 
 from classifiers.base import Classifier
+from pipeline.availability import DependencyGuard
 from pipeline.config import Settings
+from pipeline.core.backoff import BackoffPolicy
 from pipeline.core.policy import Policy
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
@@ -37,6 +44,7 @@ class _EngineFactory(Protocol):
         policy: Policy,
         store: VerdictStore,
         publisher: EventPublisher,
+        guard: DependencyGuard,
     ) -> RealtimeEngine: ...
 
 
@@ -51,23 +59,41 @@ def _engine_factory(settings: Settings) -> _EngineFactory:
 
 
 @asynccontextmanager
-async def build_realtime(settings: Settings) -> AsyncIterator[RealtimeEngine]:
-    """Load the model and policy, connect Postgres and Kafka, start the ops endpoints."""
+async def build_realtime(settings: Settings, stop: asyncio.Event) -> AsyncIterator[RealtimeEngine]:
+    """Load the model and policy, start the ops endpoints, then connect Postgres and Kafka.
+
+    Raises :class:`~pipeline.availability.OutageInterruptedError` if ``stop`` is set before the
+    dependencies answered.
+    """
     classifier, policy = load_model_and_policy(settings)
-    store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())
+    store = await PostgresStore.open(settings.postgres_dsn.get_secret_value())
+    publisher = KafkaEventPublisher(settings)
+    guard = DependencyGuard(
+        "realtime",
+        backoff=BackoffPolicy(cap_seconds=settings.outage_backoff_max_seconds),
+        probes={"postgres": store.check, "kafka": publisher.check},
+    )
+    engine = _engine_factory(settings)(
+        settings,
+        classifier=classifier,
+        policy=policy,
+        store=store,
+        publisher=publisher,
+        guard=guard,
+    )
+    ops = OpsServer(
+        settings.metrics_host, settings.realtime_metrics_port, readiness=engine.readiness
+    )
+    await ops.start()
     try:
-        async with KafkaEventPublisher(settings) as publisher:
-            engine = _engine_factory(settings)(
-                settings, classifier=classifier, policy=policy, store=store, publisher=publisher
-            )
-            ops = OpsServer(
-                settings.metrics_host, settings.realtime_metrics_port, readiness=engine.readiness
-            )
-            await ops.start()
+        await guard.call(store.check, what="connect to postgres", stop=stop)
+        await guard.call(publisher.start, what="connect to kafka", stop=stop)
+        try:
             log.info("realtime.ready", engine=settings.realtime_engine, metrics_port=ops.port)
-            try:
+            async with guard.probing():
                 yield engine
-            finally:
-                await ops.stop()
+        finally:
+            await publisher.stop()
     finally:
+        await ops.stop()
         await store.close()

@@ -14,8 +14,10 @@ from classifiers.base import Classifier
 from pipeline.core.policy import Policy, evaluate
 from pipeline.ports import StoredPost
 from schemas import (
+    DEAD_LETTER_MAX_VALUE_BYTES,
     BorderlineRequest,
     DeadLetter,
+    DeadLetterReason,
     DecisionEvent,
     EventError,
     PostEvent,
@@ -40,21 +42,61 @@ class InboundMessage:
 
 @dataclass(slots=True)
 class BatchOutputs:
-    """Everything one micro-batch produces. Decisions cover every valid post (borderline too)."""
+    """Everything one micro-batch produces. Decisions cover every valid post (borderline too).
+
+    ``sources`` maps each decided post id to the ingest records it came from (usually one), so a
+    post whose outputs a dependency rejects can be dead-lettered with its original bytes.
+    """
 
     posts: list[StoredPost] = field(default_factory=list)
     decisions: list[DecisionEvent] = field(default_factory=list)
     borderline: list[BorderlineRequest] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    sources: dict[str, list[InboundMessage]] = field(default_factory=dict)
 
     @property
     def final_decisions(self) -> list[DecisionEvent]:
         """Decisions published at once (allow/remove); borderline ones wait for the frontier."""
         return [d for d in self.decisions if d.verdict is not Verdict.BORDERLINE]
 
+    def split(self) -> tuple[BatchOutputs, BatchOutputs]:
+        """Two halves by post (dead letters stay with neither), for isolating a rejected post."""
+        ids = list(self.sources)
+        half = len(ids) // 2
+        return self.only(ids[:half]), self.only(ids[half:])
+
+    def only(self, post_ids: Sequence[str]) -> BatchOutputs:
+        """The outputs of ``post_ids`` alone, without dead letters."""
+        keep = set(post_ids)
+        return BatchOutputs(
+            posts=[p for p in self.posts if p[0].post_id in keep],
+            decisions=[d for d in self.decisions if d.post_id in keep],
+            borderline=[b for b in self.borderline if b.post_id in keep],
+            sources={k: v for k, v in self.sources.items() if k in keep},
+        )
+
+
+def dead_letter_for(
+    message: InboundMessage, reason: DeadLetterReason, detail: str, *, max_value_bytes: int
+) -> DeadLetter:
+    """The dead letter of one ingest record (capped, so it always fits the broker)."""
+    return make_dead_letter(
+        reason=reason,
+        detail=detail,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        max_value_bytes=max_value_bytes,
+    )
+
 
 def decode_batch(
-    messages: Sequence[InboundMessage], *, max_bytes: int
+    messages: Sequence[InboundMessage],
+    *,
+    max_bytes: int,
+    dead_letter_max_bytes: int = DEAD_LETTER_MAX_VALUE_BYTES,
 ) -> tuple[list[tuple[InboundMessage, PostEvent]], list[DeadLetter]]:
     """Split a batch into valid posts and dead letters (with reason and source offset)."""
     valid: list[tuple[InboundMessage, PostEvent]] = []
@@ -64,14 +106,8 @@ def decode_batch(
             post = decode(PostEvent, message.value, max_bytes=max_bytes)
         except EventError as exc:
             letters.append(
-                make_dead_letter(
-                    reason=exc.reason,
-                    detail=exc.detail,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    value=message.value,
+                dead_letter_for(
+                    message, exc.reason, exc.detail, max_value_bytes=dead_letter_max_bytes
                 )
             )
             continue
@@ -96,6 +132,7 @@ def decide_batch(
         stage = Stage.REALTIME
         rounded = {k: round(float(v), 6) for k, v in post_scores.items()}
         outputs.posts.append((post, message.topic, message.partition, message.offset))
+        outputs.sources.setdefault(post.post_id, []).append(message)
         outputs.decisions.append(
             DecisionEvent(
                 decision_id=decision_id(post.post_id, stage, model_version, policy.version),
@@ -137,9 +174,12 @@ async def process_batch(
     policy: Policy,
     sla: timedelta,
     max_bytes: int,
+    dead_letter_max_bytes: int = DEAD_LETTER_MAX_VALUE_BYTES,
 ) -> BatchOutputs:
     """Validate, score (off the event loop) and decide one micro-batch."""
-    valid, letters = decode_batch(messages, max_bytes=max_bytes)
+    valid, letters = decode_batch(
+        messages, max_bytes=max_bytes, dead_letter_max_bytes=dead_letter_max_bytes
+    )
     scores = await classifier.apredict([post.text for _, post in valid]) if valid else []
     outputs = decide_batch(
         valid, scores, policy=policy, model_version=classifier.model_version, sla=sla

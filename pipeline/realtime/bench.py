@@ -25,6 +25,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from classifiers.base import Classifier
+from pipeline.availability import DependencyGuard
 from pipeline.config import Settings
 from pipeline.core.policy import Policy
 from pipeline.kafka.admin import ensure_topics
@@ -92,7 +93,12 @@ async def _drain(
     """Run the stage until it processed ``expected`` messages; posts/s from first to last."""
     async with KafkaEventPublisher(settings) as publisher:
         stage = RealtimeStage(
-            settings, classifier=classifier, policy=policy, store=store, publisher=publisher
+            settings,
+            classifier=classifier,
+            policy=policy,
+            store=store,
+            publisher=publisher,
+            guard=DependencyGuard("bench-realtime"),
         )
         stop = asyncio.Event()
         task = asyncio.create_task(stage.run(stop))
@@ -131,7 +137,12 @@ async def _latency_under_load(
     latencies: list[float] = []
     async with KafkaEventPublisher(settings) as publisher:
         stage = RealtimeStage(
-            settings, classifier=classifier, policy=policy, store=store, publisher=publisher
+            settings,
+            classifier=classifier,
+            policy=policy,
+            store=store,
+            publisher=publisher,
+            guard=DependencyGuard("bench-realtime"),
         )
         stop = asyncio.Event()
         task = asyncio.create_task(stage.run(stop))

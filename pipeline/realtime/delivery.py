@@ -2,6 +2,14 @@
 
 ``deliver`` makes a batch's outputs durable (one Postgres transaction, then every record
 acknowledged by the broker); only after it returns may an engine commit the batch's offsets.
+
+* While Postgres or the broker is unreachable, the same delivery is retried with a capped
+  back-off (:class:`~pipeline.availability.DependencyGuard`); writes and publishes are idempotent
+  on deterministic ids, so a retry never duplicates a verdict.
+* When a dependency rejects the *data* (a Postgres data exception, a record over the broker's
+  limit), the batch is bisected until the posts that fail alone are found; those are
+  dead-lettered with reason ``unstorable`` / ``unpublishable`` and the rest is delivered.
+
 ``observe`` records the batch in the stage's metrics once it is delivered.
 """
 
@@ -10,22 +18,94 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+from pipeline.availability import DependencyGuard
+from pipeline.errors import RecordRejectedError
 from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime import metrics
-from pipeline.realtime.batch import BatchOutputs
+from pipeline.realtime.batch import BatchOutputs, dead_letter_for
+from schemas import DeadLetterReason
 
 log = get_logger(__name__)
 
 
-async def deliver(outputs: BatchOutputs, *, store: VerdictStore, publisher: EventPublisher) -> None:
-    """Write posts and verdicts, then publish decisions, borderline requests and dead letters."""
+async def deliver(
+    outputs: BatchOutputs,
+    *,
+    store: VerdictStore,
+    publisher: EventPublisher,
+    guard: DependencyGuard,
+    stop: asyncio.Event | None = None,
+    dead_letter_max_bytes: int,
+) -> None:
+    """Write and publish a batch through outages, dead-lettering posts rejected on their own.
+
+    A rejected post's outputs are removed from ``outputs`` and its dead letters appended to
+    ``outputs.dead_letters``. Raises :class:`~pipeline.availability.OutageInterruptedError` if
+    ``stop`` is set during an outage.
+    """
+
+    async def attempt() -> list[tuple[str, RecordRejectedError]]:
+        return await _deliver_isolating(outputs, store=store, publisher=publisher)
+
+    rejected = await guard.call(attempt, what="deliver micro-batch", stop=stop)
+    for post_id, error in rejected:
+        reason = (
+            DeadLetterReason.UNSTORABLE
+            if error.dependency == "postgres"
+            else DeadLetterReason.UNPUBLISHABLE
+        )
+        outputs.dead_letters.extend(
+            dead_letter_for(message, reason, error.detail, max_value_bytes=dead_letter_max_bytes)
+            for message in outputs.sources[post_id]
+        )
+    if rejected:
+        kept = outputs.only([p for p in outputs.sources if p not in dict(rejected)])
+        outputs.posts, outputs.decisions, outputs.borderline = (
+            kept.posts,
+            kept.decisions,
+            kept.borderline,
+        )
+    if outputs.dead_letters:
+        letters = list(outputs.dead_letters)
+
+        async def publish_letters() -> None:
+            await publisher.publish_dead_letters(letters)
+
+        await guard.call(publish_letters, what="publish dead letters", stop=stop)
+
+
+async def _deliver_once(
+    outputs: BatchOutputs, *, store: VerdictStore, publisher: EventPublisher
+) -> None:
     await store.write_batch(posts=outputs.posts, decisions=outputs.decisions)
     await asyncio.gather(
         publisher.publish_decisions(outputs.final_decisions),
         publisher.publish_borderline(outputs.borderline),
-        publisher.publish_dead_letters(outputs.dead_letters),
     )
+
+
+async def _deliver_isolating(
+    outputs: BatchOutputs, *, store: VerdictStore, publisher: EventPublisher
+) -> list[tuple[str, RecordRejectedError]]:
+    """Deliver ``outputs``; on a rejection, bisect and return the posts rejected alone."""
+    try:
+        await _deliver_once(outputs, store=store, publisher=publisher)
+        return []
+    except RecordRejectedError as exc:
+        if len(outputs.sources) <= 1:
+            return [(post_id, exc) for post_id in outputs.sources]
+        log.warning(
+            "realtime.batch_rejected",
+            dependency=exc.dependency,
+            error=exc.detail,
+            posts=len(outputs.sources),
+        )
+    left, right = outputs.split()
+    return [
+        *await _deliver_isolating(left, store=store, publisher=publisher),
+        *await _deliver_isolating(right, store=store, publisher=publisher),
+    ]
 
 
 def observe(outputs: BatchOutputs, *, engine: str) -> None:
@@ -48,4 +128,5 @@ def observe(outputs: BatchOutputs, *, engine: str) -> None:
             detail=letter.detail,
             partition=letter.source_partition,
             offset=letter.source_offset,
+            value_bytes=letter.value_bytes,
         )

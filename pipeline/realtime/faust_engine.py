@@ -8,8 +8,11 @@ loop, the rebalance handling and the offset commits are faust's:
   yielding the events, which carry the partition and offset the posts table and dead letters
   need) and acks a batch's events itself, only after ``write_batch`` and every publish returned.
   ``take()``/``take_events()`` ack in a ``finally``, so they would ack a batch that failed;
-* a failed batch is never acked: the engine stops the app without waiting for it and re-raises,
-  so the process exits non-zero and the batch is consumed again after the restart;
+* while Postgres or the broker is down, the batch in hand is retried with a capped back-off
+  (:func:`~pipeline.realtime.delivery.deliver`), so the agent is blocked and faust stops
+  fetching once its buffers are full; a post rejected alone is dead-lettered;
+* a batch that fails otherwise (a bug) is never acked: the engine stops the app without waiting
+  for it and re-raises, so the process exits non-zero and the batch is consumed again;
 * the consumer commits the highest contiguous acked offset every ``broker_commit_interval`` s or
   ``broker_commit_every`` acks, and on revoke/stop waits for unacked events first
   (``stream_wait_empty``).
@@ -31,6 +34,7 @@ import structlog
 from faust.types import TP, EventT, StreamT
 
 from classifiers.base import Classifier
+from pipeline.availability import DependencyGuard, OutageInterruptedError
 from pipeline.config import Settings
 from pipeline.core.policy import Policy
 from pipeline.log import get_logger
@@ -94,8 +98,11 @@ class FaustRealtimeEngine:
         policy: Policy,
         store: VerdictStore,
         publisher: EventPublisher,
+        guard: DependencyGuard,
     ) -> None:
         self._settings = settings
+        self._guard = guard
+        self._stop: asyncio.Event | None = None
         self._classifier = classifier
         self._policy = policy
         self._store = store
@@ -115,7 +122,10 @@ class FaustRealtimeEngine:
         self.app.on_partitions_assigned.connect(self._on_assigned)  # type: ignore[arg-type]
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready once faust's consumer runs and owns at least one partition."""
+        """Ready while every dependency answers and faust's consumer owns a partition."""
+        healthy, detail = self._guard.readiness()
+        if not healthy:
+            return False, detail
         if not self.app.started:
             return False, "faust app not started"
         assigned = self.app.consumer.assignment()
@@ -128,6 +138,7 @@ class FaustRealtimeEngine:
         restarted; its offsets were not committed, so its posts are consumed again.
         """
         settings = self._settings
+        self._stop = stop
         _datadir(settings).mkdir(parents=True, exist_ok=True)
         await self.app.start()
         log.info(
@@ -192,6 +203,9 @@ class FaustRealtimeEngine:
                 return  # never ack anything after a failed batch; run() is stopping the app
             try:
                 await self._handle(events)
+            except OutageInterruptedError:
+                log.warning("realtime.stopped_during_outage", engine="faust", size=len(events))
+                return  # not acked: consumed again after the restart
             except Exception as exc:
                 log.exception("realtime.batch_failed", engine="faust", size=len(events))
                 self._failure = exc
@@ -211,9 +225,17 @@ class FaustRealtimeEngine:
             policy=self._policy,
             sla=self._sla,
             max_bytes=self._settings.max_post_bytes,
+            dead_letter_max_bytes=self._settings.dead_letter_max_value_bytes,
         )
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - inference_started)
-        await deliver(outputs, store=self._store, publisher=self._publisher)
+        await deliver(
+            outputs,
+            store=self._store,
+            publisher=self._publisher,
+            guard=self._guard,
+            stop=self._stop,
+            dead_letter_max_bytes=self._settings.dead_letter_max_value_bytes,
+        )
         self.processed += len(messages)
         observe(outputs, engine="faust")
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)

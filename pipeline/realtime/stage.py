@@ -5,6 +5,10 @@ committed and the broker acknowledged every output. Partitions are revoked only 
 (the rebalance listener waits for the batch in hand), so a rebalance never commits an offset whose
 outputs were not written. Writes are idempotent on the deterministic decision id, so re-delivered
 posts never create a second verdict row.
+
+While Postgres or the broker is down the stage pauses its partitions, reports not-ready and
+retries the delivery in hand with a capped back-off; it resumes by itself when the dependency
+answers again (:class:`~pipeline.availability.DependencyGuard`).
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import errors as kafka_errors
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from classifiers.base import Classifier
+from pipeline.availability import DependencyGuard, OutageInterruptedError
 from pipeline.config import Settings
 from pipeline.core.policy import Policy
+from pipeline.errors import DependencyUnavailableError
+from pipeline.kafka.errors import translated
 from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime import metrics
@@ -58,12 +66,15 @@ class RealtimeStage:
         policy: Policy,
         store: VerdictStore,
         publisher: EventPublisher,
+        guard: DependencyGuard,
     ) -> None:
         self._settings = settings
         self._classifier = classifier
         self._policy = policy
         self._store = store
         self._publisher = publisher
+        self._guard = guard
+        self._stop: asyncio.Event | None = None
         self.lock = asyncio.Lock()
         self._delivery: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -71,7 +82,10 @@ class RealtimeStage:
         self.processed = 0
 
     def readiness(self) -> tuple[bool, str]:
-        """Ready once the consumer runs and owns at least one partition."""
+        """Ready while every dependency answers and the consumer owns at least one partition."""
+        healthy, detail = self._guard.readiness()
+        if not healthy:
+            return False, detail
         if self._consumer is None:
             return False, "consumer not started"
         assigned = self._consumer.assignment()
@@ -90,7 +104,18 @@ class RealtimeStage:
             isolation_level="read_committed",
         )
         consumer.subscribe([settings.topic_posts], listener=_FinishBatchBeforeRevoke(self))
-        await consumer.start()
+        self._stop = stop
+
+        async def start_consumer() -> None:
+            with translated():
+                await consumer.start()
+
+        try:
+            await self._guard.call(start_consumer, what="start consumer", stop=stop)
+        except OutageInterruptedError:
+            log.warning("realtime.stopped_before_start", reason="broker unreachable")
+            await consumer.stop()
+            return
         self._consumer = consumer
         log.info(
             "realtime.started",
@@ -101,6 +126,9 @@ class RealtimeStage:
         )
         try:
             while not stop.is_set():
+                if not self._guard.healthy:
+                    await self._pause_while_down(consumer, stop)
+                    continue
                 async with self.lock:
                     if self._delivery is not None and self._delivery.done():
                         await self.finish_delivery()  # surfaces a failed delivery at once
@@ -109,12 +137,44 @@ class RealtimeStage:
                         await self._handle(consumer, messages)
             async with self.lock:
                 await self.finish_delivery()
+        except OutageInterruptedError as exc:
+            # Asked to stop during an outage: the batch in hand was not committed, so it is
+            # consumed again after the restart (idempotent writes; nothing lost, no duplicate).
+            log.warning("realtime.stopped_during_outage", error=str(exc))
         finally:
             self._consumer = None
             if self._delivery is not None and not self._delivery.done():
                 self._delivery.cancel()
             await consumer.stop()
             log.info("realtime.stopped", processed=self.processed)
+
+    async def _pause_while_down(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+        """Fetch nothing while a dependency is down; keep polling so the group keeps us."""
+        paused = consumer.assignment()
+        consumer.pause(*paused)
+        log.warning("realtime.paused", down=self._guard.down())
+        try:
+            while not stop.is_set():
+                if await self._guard.wait_healthy(stop, max_wait_seconds=1.0):
+                    break
+                await self._poll(consumer, timeout_ms=0, max_records=1)
+        finally:
+            consumer.resume(*consumer.assignment())
+        if not stop.is_set():
+            log.info("realtime.resumed")
+
+    async def _poll(
+        self, consumer: AIOKafkaConsumer, *, timeout_ms: int, max_records: int
+    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        """``getmany``, turning a broker failure into a pause instead of a crash."""
+        try:
+            with translated():
+                fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+                fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
+                return fetched
+        except DependencyUnavailableError as exc:
+            self._guard.mark_down(exc.dependency, exc.detail)
+            return {}
 
     async def _collect(
         self, consumer: AIOKafkaConsumer, stop: asyncio.Event
@@ -132,7 +192,11 @@ class RealtimeStage:
                 if remaining <= 0:
                     break
                 timeout_ms = max(1, int(remaining * 1000))
-            fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=limit - len(batch))
+            fetched = await self._poll(
+                consumer, timeout_ms=timeout_ms, max_records=limit - len(batch)
+            )
+            if not self._guard.healthy and not batch:
+                return batch
             for records in fetched.values():
                 batch.extend(
                     InboundMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records
@@ -158,6 +222,7 @@ class RealtimeStage:
             policy=self._policy,
             sla=self._sla,
             max_bytes=self._settings.max_post_bytes,
+            dead_letter_max_bytes=self._settings.dead_letter_max_value_bytes,
         )
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
         await self.finish_delivery()
@@ -176,19 +241,50 @@ class RealtimeStage:
         outputs: BatchOutputs,
         started: float,
     ) -> None:
-        await deliver(outputs, store=self._store, publisher=self._publisher)
-        await consumer.commit(_next_offsets(messages))
+        await deliver(
+            outputs,
+            store=self._store,
+            publisher=self._publisher,
+            guard=self._guard,
+            stop=self._stop,
+            dead_letter_max_bytes=self._settings.dead_letter_max_value_bytes,
+        )
+        await self._guard.call(
+            lambda: self._commit(consumer, _next_offsets(messages)),
+            what="commit offsets",
+            stop=self._stop,
+        )
         self.processed += len(messages)
         observe(outputs, engine="aiokafka")
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         await self._update_lag(consumer)
+
+    async def _commit(
+        self, consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, OffsetAndMetadata]
+    ) -> None:
+        """Commit; a commit refused because the group moved on is dropped, not retried.
+
+        The partitions now belong to another member (or to us under a new generation), which
+        consumes from the last committed offset: the batch is decided again, idempotently.
+        """
+        try:
+            with translated():
+                await consumer.commit(offsets)
+        except DependencyUnavailableError as exc:
+            superseded = kafka_errors.CommitFailedError | kafka_errors.IllegalStateError
+            if not isinstance(exc.__cause__, superseded):
+                raise
+            log.warning("realtime.commit_superseded", error=exc.detail)
 
     async def _update_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
-            position = await consumer.position(tp)
+            try:
+                position = await consumer.position(tp)
+            except kafka_errors.KafkaError:  # revoked meanwhile, or the broker is away
+                continue
             metrics.CONSUMER_LAG.labels(partition=str(tp.partition)).set(highwater - position)
 
 

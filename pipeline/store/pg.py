@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from pipeline.ports import StoredPost
+from pipeline.store.errors import translated
 from schemas import DecisionEvent, ReviewItem, Stage, Verdict
 
 _INSERT_POSTS = """
@@ -88,6 +89,10 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[
                      $6::text[], $7::jsonb[], $8::timestamptz[])
 ON CONFLICT (item_id) DO NOTHING
 """
+
+# Connecting gives up after 5 s and a statement after 30 s, so a hung server (not only a dead
+# one) surfaces as an outage instead of blocking a stage for ever.
+_POOL_TIMEOUTS: dict[str, float] = {"timeout": 5.0, "command_timeout": 30.0}
 
 
 def _post_columns(posts: Sequence[StoredPost]) -> list[list[Any]]:
@@ -191,8 +196,26 @@ class PostgresStore:
 
     @classmethod
     async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> PostgresStore:
-        pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)
+        """A pool that connects eagerly: fails at once when Postgres is unreachable."""
+        with translated():
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, **_POOL_TIMEOUTS
+            )
         return cls(pool)
+
+    @classmethod
+    async def open(cls, dsn: str, *, max_size: int = 4) -> PostgresStore:
+        """A pool that connects on first use, so a service can start while Postgres is down.
+
+        Call :meth:`check` to find out whether Postgres answers (and the credentials work).
+        """
+        pool = await asyncpg.create_pool(dsn, min_size=0, max_size=max_size, **_POOL_TIMEOUTS)
+        return cls(pool)
+
+    async def check(self) -> None:
+        """Raise a taxonomy error unless Postgres answers a trivial query within 2 s."""
+        with translated():
+            await self._pool.fetchval("SELECT 1", timeout=2.0)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -209,12 +232,14 @@ class PostgresStore:
         review_items: Sequence[ReviewItem] = (),
     ) -> None:
         """Write posts, decisions and review items of one batch in a single transaction."""
-        async with self._pool.acquire() as conn, conn.transaction():
-            await write_rows(conn, posts=posts, decisions=decisions, review_items=review_items)
+        with translated():
+            async with self._pool.acquire() as conn, conn.transaction():
+                await write_rows(conn, posts=posts, decisions=decisions, review_items=review_items)
 
     async def latest_decision(self, post_id: str, stages: Sequence[Stage]) -> DecisionEvent | None:
         """The most recent stored decision for ``post_id`` made by one of ``stages``."""
-        row = await self._pool.fetchrow(_LATEST_DECISION, post_id, [s.value for s in stages])
+        with translated():
+            row = await self._pool.fetchrow(_LATEST_DECISION, post_id, [s.value for s in stages])
         if row is None:
             return None
         return DecisionEvent(

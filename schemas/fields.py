@@ -1,0 +1,54 @@
+"""Field types that hold only what Postgres and every consumer can store and show.
+
+* :data:`Identifier` — ids, versions, language and source tags: no control character (C0, DEL,
+  C1, so no NUL, tab or newline either) and no lone surrogate. A post carrying one is
+  dead-lettered: an id that cannot be stored or logged safely cannot be decided.
+* :data:`PostText` — the post's text keeps its content, but NUL and lone surrogates (which no
+  Postgres ``text`` and no UTF-8 encoder accepts) become U+FFFD, so the post is still decided.
+* :data:`Timestamp` — an aware datetime between :data:`EARLIEST` and :data:`LATEST`, so SLA
+  arithmetic (``ingested_at + 5 s``) and every store can hold it.
+* :data:`Score` — a finite float in [0, 1].
+
+Validation messages never quote the value.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, Field
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+_NOT_IN_IDENTIFIERS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_IN_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _identifier(value: str) -> str:
+    if _NOT_IN_IDENTIFIERS.search(value):
+        raise ValueError("contains a control character or a lone surrogate")
+    return value
+
+
+def _post_text(value: str) -> str:
+    return _NOT_IN_TEXT.sub("\ufffd", value)
+
+
+def _bounded(value: datetime) -> datetime:
+    try:
+        inside = EARLIEST <= value <= LATEST
+    except OverflowError:  # an offset that pushes the instant past datetime's range
+        inside = False
+    if not inside:
+        raise ValueError(f"must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d} (UTC)")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_identifier)]
+PostText = Annotated[str, AfterValidator(_post_text)]
+Timestamp = Annotated[AwareDatetime, AfterValidator(_bounded)]
+Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+ScoreName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_identifier)]
