@@ -67,6 +67,24 @@ class Settings(BaseSettings):
     max_post_bytes: int = Field(
         default=65_536, ge=1024, description="Events larger than this are dead-lettered."
     )
+    kafka_max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=65_536,
+        description="Largest record the broker accepts (its message.max.bytes); a record that "
+        "would exceed it is refused before it is sent and its post dead-lettered.",
+    )
+    dead_letter_max_value_bytes: int = Field(
+        default=16_384,
+        ge=256,
+        description="Dead letters carry at most this many bytes of the original record (plus its "
+        "length and sha256), so they always fit the broker's limit.",
+    )
+    outage_backoff_max_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest wait between retries while Postgres, the broker or the provider is "
+        "unreachable (capped exponential back-off from 0.2 s).",
+    )
 
     # --- Postgres ------------------------------------------------------------------------------
     postgres_dsn: SecretStr = Field(
