@@ -8,6 +8,7 @@ field, an unknown verdict, an out-of-range confidence) is an :class:`InvalidAnsw
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -113,8 +114,14 @@ def frontier_decision(
     model: str,
     decided_at: datetime,
     cost_usd: float,
+    guard_codes: Sequence[str] = (),
 ) -> DecisionEvent:
-    """The decision recorded when the frontier model answered validly in time."""
+    """The decision recorded when the frontier model answered validly in time.
+
+    ``guard_codes`` (e.g. ``guard:allow_near_remove``) mark it provisional: the verdict stands
+    until a human decides the review item enqueued with it. They are appended to ``reason``.
+    """
+    reason = "; ".join([f"confidence={answer.confidence:.2f}", *guard_codes])
     return DecisionEvent(
         decision_id=decision_id(request.post_id, Stage.FRONTIER, model, request.policy_version),
         post_id=request.post_id,
@@ -127,6 +134,6 @@ def frontier_decision(
         ingested_at=request.ingested_at,
         decided_at=decided_at,
         cost_usd=cost_usd,
-        reason=f"confidence={answer.confidence:.2f}",
+        reason=reason,
         rationale=answer.rationale,
     )

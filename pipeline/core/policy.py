@@ -2,6 +2,10 @@
 
 :func:`evaluate` is pure. A category at or above ``remove_at`` removes the post; otherwise one at
 or above ``review_at`` makes it borderline (sent to the frontier stage); otherwise it is allowed.
+
+The optional ``frontier_guard`` section bounds when a frontier verdict goes to human review
+instead of being final (see :mod:`pipeline.core.verdict_guard`). A policy without it (v1) gets
+:data:`DEFAULT_GUARD`: no margin below ``remove_at``, contradictions reviewed.
 """
 
 from __future__ import annotations
@@ -31,9 +35,26 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class GuardBounds:
+    """When a frontier answer is not final: see :mod:`pipeline.core.verdict_guard`.
+
+    ``allow_review_margin``: an ``allow`` on a post with any category scoring at least
+    ``remove_at - allow_review_margin`` goes to review. ``review_contradictions``: an answer whose
+    categories contradict its verdict (allow with categories, remove without) goes to review.
+    """
+
+    allow_review_margin: float = 0.0
+    review_contradictions: bool = True
+
+
+DEFAULT_GUARD = GuardBounds()
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     version: str
     thresholds: Mapping[str, Thresholds]
+    frontier_guard: GuardBounds = DEFAULT_GUARD
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +112,28 @@ def parse_policy(document: Any, source: str = "<policy>") -> Policy:
                 f"{source}: categories.{name}: review_at {review_at} > remove_at {remove_at}"
             )
         thresholds[name] = Thresholds(remove_at=remove_at, review_at=review_at)
-    return Policy(version=version, thresholds=thresholds)
+    guard = _guard_bounds(document.get("frontier_guard"), source)
+    return Policy(version=version, thresholds=thresholds, frontier_guard=guard)
+
+
+def _guard_bounds(section: Any, source: str) -> GuardBounds:
+    """The ``frontier_guard`` section; absent means :data:`DEFAULT_GUARD`."""
+    if section is None:
+        return DEFAULT_GUARD
+    where = f"{source}: frontier_guard"
+    if not isinstance(section, dict):
+        raise PolicyError(f"{where} must be an object")
+    unknown = sorted(set(section) - {"allow_review_margin", "review_contradictions"})
+    if unknown:
+        raise PolicyError(f"{where} has unknown keys {unknown}")
+    margin = _probability(
+        section.get("allow_review_margin", DEFAULT_GUARD.allow_review_margin),
+        f"{where}.allow_review_margin",
+    )
+    contradictions = section.get("review_contradictions", DEFAULT_GUARD.review_contradictions)
+    if not isinstance(contradictions, bool):
+        raise PolicyError(f"{where}.review_contradictions must be true or false")
+    return GuardBounds(allow_review_margin=margin, review_contradictions=contradictions)
 
 
 def load_policy(path: Path | None = None) -> Policy:

@@ -26,6 +26,7 @@ from pipeline.core.fallback import (
     review_item,
 )
 from pipeline.core.frontier_answer import frontier_decision
+from pipeline.core.policy import Policy, load_policy
 from pipeline.core.resilience import (
     BreakerPolicy,
     CircuitBreaker,
@@ -33,6 +34,7 @@ from pipeline.core.resilience import (
     RetryPolicy,
     decide_retry,
 )
+from pipeline.core.verdict_guard import check_answer, reason_codes, review_detail
 from pipeline.frontier.client import Classified, FrontierClient
 from pipeline.frontier.errors import FrontierError
 from pipeline.frontier.limits import CallLimiter
@@ -71,9 +73,12 @@ class FrontierDecider:
         clock: Callable[[], float] = time.monotonic,
         jitter: Callable[[], float] = random.random,
         extra_headers: Mapping[str, str] | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self._client = client
         self._settings = settings
+        # The policy in force: its frontier_guard bounds decide when a valid answer is not final.
+        self._policy = policy if policy is not None else load_policy(settings.policy_path)
         self._metrics = metrics
         self._clock = clock
         self._jitter = jitter
@@ -219,12 +224,14 @@ class FrontierDecider:
         now = datetime.now(UTC)
         review: ReviewItem | None
         if result is not None:
+            findings = check_answer(result.answer, request.scores, self._policy)
             decision = frontier_decision(
                 request,
                 result.answer,
                 model=self._client.model,
                 decided_at=now,
                 cost_usd=result.cost_usd,
+                guard_codes=reason_codes(findings),
             )
             review = None
             if decision.verdict is Verdict.ESCALATE:
@@ -234,6 +241,15 @@ class FrontierDecider:
                     detail=f"frontier escalated: {result.answer.rationale}",
                     enqueued_at=now,
                 )
+            elif findings:
+                # Defence in depth: the verdict stays (provisional) and a human decides.
+                review = review_item(
+                    decision,
+                    reason=ReviewReason.ESCALATE,
+                    detail=review_detail(result.answer, findings),
+                    enqueued_at=now,
+                )
+                log.info("frontier.guarded", post_id=request.post_id, checks=reason_codes(findings))
         else:
             kind = last.kind if last is not None else None
             reason = fallback_reason(cause, kind)

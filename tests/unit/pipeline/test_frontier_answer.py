@@ -86,3 +86,30 @@ def test_frontier_decision() -> None:
     assert decision.model_version == "m"
     assert decision.reason == "confidence=0.80"
     assert decision.rationale == GOOD["rationale"]
+
+
+def test_guard_codes_mark_the_decision_provisional_in_its_reason() -> None:
+    answer = parse_answer({**GOOD, "verdict": "allow", "categories": []}, max_rationale_chars=100)
+    now = datetime.now(UTC)
+    request = BorderlineRequest(
+        post_id="p",
+        author_id="a",
+        text="t",
+        scores={"toxic": 0.95},
+        model_version="m",
+        policy_version="v",
+        ingested_at=now,
+        deadline_at=now + timedelta(seconds=5),
+    )
+    plain = frontier_decision(request, answer, model="claude", decided_at=now, cost_usd=0.0)
+    guarded = frontier_decision(
+        request,
+        answer,
+        model="claude",
+        decided_at=now,
+        cost_usd=0.0,
+        guard_codes=["guard:allow_near_remove"],
+    )
+    assert plain.reason == "confidence=0.80"
+    assert guarded.reason == "confidence=0.80; guard:allow_near_remove"
+    assert guarded.decision_id == plain.decision_id and guarded.verdict is Verdict.ALLOW

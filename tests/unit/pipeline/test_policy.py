@@ -8,6 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.core.policy import (
+    DEFAULT_GUARD,
+    GuardBounds,
     Policy,
     PolicyError,
     Thresholds,
@@ -125,3 +127,39 @@ def test_load_policy_errors(tmp_path: Path) -> None:
         json.dumps({"version": "v9", "categories": {"toxic": {"remove_at": 0.9, "review_at": 0.5}}})
     )
     assert load_policy(good).version == "v9"
+
+
+# --- the frontier_guard section ---------------------------------------------------------------
+_CATS = {"x": {"remove_at": 0.9, "review_at": 0.5}}
+
+
+def test_shipped_policies_guard_bounds() -> None:
+    v2 = load_policy(default_policy_path())
+    assert v2.frontier_guard == GuardBounds(allow_review_margin=0.05, review_contradictions=True)
+    v1 = load_policy(default_policy_path().with_name("default.v1.json"))
+    assert v1.version == "default.v1"
+    assert v1.frontier_guard == DEFAULT_GUARD == GuardBounds(0.0, True)
+
+
+def test_guard_section_defaults_per_key() -> None:
+    policy = parse_policy({"version": "v", "categories": _CATS, "frontier_guard": {}})
+    assert policy.frontier_guard == DEFAULT_GUARD
+    policy = parse_policy(
+        {"version": "v", "categories": _CATS, "frontier_guard": {"allow_review_margin": 0.1}}
+    )
+    assert policy.frontier_guard == GuardBounds(0.1, True)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ([], "frontier_guard must be an object"),
+        ({"allow_review_margin": -0.1}, r"allow_review_margin must be a number in \[0, 1\]"),
+        ({"allow_review_margin": "0.1"}, "allow_review_margin must be"),
+        ({"review_contradictions": "yes"}, "review_contradictions must be true or false"),
+        ({"allow_margin": 0.1}, r"unknown keys \['allow_margin'\]"),
+    ],
+)
+def test_invalid_guard_sections(section: object, message: str) -> None:
+    with pytest.raises(PolicyError, match=message):
+        parse_policy({"version": "v", "categories": _CATS, "frontier_guard": section})
