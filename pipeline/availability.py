@@ -218,7 +218,7 @@ class DependencyGuard:
                     attempt=attempt,
                     delay_s=round(delay, 3),
                 )
-                if await _stopped_within(stop, delay):
+                if await self._wait_to_retry(exc.dependency, delay, stop):
                     raise OutageInterruptedError(
                         f"{self.component}: stopped while {exc.dependency} was down ({what})"
                     ) from exc
@@ -226,6 +226,27 @@ class DependencyGuard:
             if attempt:
                 self.mark_all_up()
             return result
+
+    async def _wait_to_retry(
+        self, dependency: str, seconds: float, stop: asyncio.Event | None
+    ) -> bool:
+        """Wait ``seconds``, or less once a probe finds ``dependency`` back; True if stopping."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if stop is not None and stop.is_set():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or dependency not in self._down:
+                return False
+            self._changed.clear()
+            waiters = [asyncio.ensure_future(self._changed.wait())]
+            if stop is not None:
+                waiters.append(asyncio.ensure_future(stop.wait()))
+            try:
+                await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
 
     # --- probing -----------------------------------------------------------------------------
 
@@ -258,15 +279,3 @@ class DependencyGuard:
             await self.probe_once()
             interval = self._probe_interval / 4 if self._down else self._probe_interval
             await asyncio.sleep(interval)
-
-
-async def _stopped_within(stop: asyncio.Event | None, seconds: float) -> bool:
-    """Sleep ``seconds``; True at once if ``stop`` is (or becomes) set."""
-    if stop is None:
-        await asyncio.sleep(seconds)
-        return False
-    if stop.is_set():
-        return True
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    return stop.is_set()
