@@ -18,18 +18,23 @@ log = get_logger(__name__)
 
 
 async def _run_frontier(settings: Settings) -> None:
+    from pipeline.availability import OutageInterruptedError
     from pipeline.frontier.app import build_frontier
 
     stop = asyncio.Event()
     install_stop_signals(stop)
-    async with build_frontier(settings) as (stage, ops):
-        log.info(
-            "frontier.ready",
-            metrics_port=ops.port,
-            model=settings.anthropic_model,
-            simulator=settings.anthropic_base_url is not None,
-        )
-        await stage.run(stop)
+    try:
+        async with build_frontier(settings, stop) as (stage, ops):
+            log.info(
+                "frontier.ready",
+                metrics_port=ops.port,
+                model=settings.anthropic_model,
+                simulator=settings.anthropic_base_url is not None,
+            )
+            await stage.run(stop)
+    except OutageInterruptedError as exc:
+        # SIGTERM while the broker was unreachable at start: nothing was consumed or committed.
+        log.warning("frontier.stopped_during_outage", error=str(exc))
 
 
 @run.command("frontier")
@@ -117,4 +122,57 @@ def frontier_sim(
     asyncio.run(_serve(config, host, port))
 
 
-COMMANDS: list[click.Command] = [frontier_sim]
+@click.group("frontier")
+def frontier_tools() -> None:
+    """Tools for the frontier stage (the stage itself runs as ``modstream run frontier``)."""
+
+
+SIMULATOR_NOTE = (
+    "SIMULATOR RUN: these figures come from the bundled keyword simulator, not a model. They "
+    "show how the pipeline (prompt, validation, guard, review) handles the corpus and say "
+    "nothing about how a real model resists prompt injection."
+)
+
+
+@frontier_tools.command("eval-injection")
+@click.option(
+    "--corpus",
+    "corpus_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="JSONL corpus (default: the shipped pipeline/frontier/injection_corpus.jsonl).",
+)
+@pass_context
+def eval_injection(ctx: CommandContext, corpus_path: Path | None) -> None:
+    """Run the prompt-injection corpus through the frontier decide path and verdict guard.
+
+    Uses the real Anthropic API when MODSTREAM_ANTHROPIC_API_KEY is set and
+    MODSTREAM_ANTHROPIC_BASE_URL is not; otherwise starts the SIMULATOR on a free port. Prints a
+    table per attack category; the last line is JSON (posts, injection_followed, accuracy,
+    reviewed, simulator, ...).
+    """
+    from pipeline.frontier import injection_eval as ev
+    from pipeline.modelstore import ensure_model, load_model_and_policy
+
+    try:
+        cases = ev.load_corpus(corpus_path or ev.CORPUS_PATH)
+    except ev.CorpusError as exc:
+        raise click.BadParameter(str(exc), param_hint="--corpus") from None
+    settings = ctx.settings
+    target = "the Anthropic API" if ev.uses_real_api(settings) else "the SIMULATOR (not a model)"
+    click.echo(f"eval-injection: {len(cases)} posts against {target}", err=True)
+    ensure_model(settings.models_path)
+    classifier, policy = load_model_and_policy(settings)
+    try:
+        results, simulator, model = asyncio.run(ev.run_eval(settings, cases, classifier, policy))
+    finally:
+        classifier.close()
+    click.echo(ev.render(ev.table(results)))
+    if simulator:
+        click.echo(SIMULATOR_NOTE)
+    figures = ev.summary(results, simulator=simulator, model=model)
+    click.echo(json.dumps(figures, separators=(",", ":")))
+    if figures["fallbacks"] == figures["posts"]:
+        raise click.ClickException("no post got an answer from the provider (all fell back)")
+
+
+COMMANDS: list[click.Command] = [frontier_sim, frontier_tools]

@@ -1,52 +1,85 @@
-"""Composition root of the frontier stage: builds the client, decider, adapters and ops server."""
+"""Composition root of the frontier stage: builds the client, decider, adapters and ops server.
+
+The process starts even while Postgres or the broker is unreachable: the health endpoints come
+up first (``/readyz`` answers 503 with the reason). The stage starts consuming as soon as the
+broker answers; it does not wait for Postgres, because decisions are published before they are
+written (the writer waits out the outage). Only a configuration error (credentials, missing
+schema, authorisation) ends it, with the message.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from prometheus_client import CollectorRegistry
 
+from pipeline.availability import DependencyGuard
 from pipeline.config import Settings
+from pipeline.core.backoff import BackoffPolicy
+from pipeline.errors import DependencyUnavailableError
 from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.metrics import FrontierMetrics
 from pipeline.frontier.stage import FrontierStage
 from pipeline.kafka.producer import KafkaEventPublisher
+from pipeline.log import get_logger
 from pipeline.ops import OpsServer
 from pipeline.store.pg import PostgresStore
 
+log = get_logger(__name__)
+
 
 @asynccontextmanager
-async def build_frontier(settings: Settings) -> AsyncIterator[tuple[FrontierStage, OpsServer]]:
-    """Connect Postgres and Kafka, create the Anthropic client, start health/metrics."""
+async def build_frontier(
+    settings: Settings, stop: asyncio.Event
+) -> AsyncIterator[tuple[FrontierStage, OpsServer]]:
+    """Start health/metrics, then connect Kafka (waiting for it) and Postgres (not waiting).
+
+    Raises :class:`~pipeline.availability.OutageInterruptedError` if ``stop`` is set before the
+    broker answered, and :class:`~pipeline.errors.DependencyConfigError` if Postgres or the
+    broker refuses this process.
+    """
     metrics = FrontierMetrics(CollectorRegistry())
     client = FrontierClient(settings, usage_sink=metrics.record_usage)
+    store = await PostgresStore.open(settings.postgres_dsn.get_secret_value())
+    publisher = KafkaEventPublisher(settings, client_id=f"{settings.kafka_client_id}-frontier")
+    guard = DependencyGuard(
+        "frontier",
+        backoff=BackoffPolicy(cap_seconds=settings.outage_backoff_max_seconds),
+        probes={"postgres": store.check, "kafka": publisher.check},
+        registry=metrics.registry,
+    )
+    stage = FrontierStage(
+        settings,
+        decider=FrontierDecider(client, settings, metrics=metrics),
+        publisher=publisher,
+        store=store,
+        metrics=metrics,
+        guard=guard,
+    )
+    ops = OpsServer(
+        settings.metrics_host,
+        settings.frontier_metrics_port,
+        readiness=stage.readiness,
+        registry=metrics.registry,
+    )
+    await ops.start()
     try:
-        store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())
         try:
-            async with KafkaEventPublisher(
-                settings, client_id=f"{settings.kafka_client_id}-frontier"
-            ) as publisher:
-                stage = FrontierStage(
-                    settings,
-                    decider=FrontierDecider(client, settings, metrics=metrics),
-                    publisher=publisher,
-                    store=store,
-                    metrics=metrics,
-                )
-                ops = OpsServer(
-                    settings.metrics_host,
-                    settings.frontier_metrics_port,
-                    readiness=stage.readiness,
-                    registry=metrics.registry,
-                )
-                await ops.start()
-                try:
-                    yield stage, ops
-                finally:
-                    await ops.stop()
+            await store.check()  # a configuration error ends the process here
+        except DependencyUnavailableError as exc:
+            guard.mark_down(exc.dependency, exc.detail)
+        await guard.call(publisher.start, what="connect to kafka", stop=stop)
+        try:
+            async with guard.probing():
+                yield stage, ops
         finally:
-            await store.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(publisher.stop(), timeout=10.0)
     finally:
+        await ops.stop()
+        await store.close()
         await client.close()

@@ -59,6 +59,18 @@ class FrontierMetrics:
         self.in_flight = Gauge(
             "modstream_frontier_in_flight", "Requests being decided now.", registry=registry
         )
+        self.dead_letters = Counter(
+            "modstream_frontier_dead_letters",
+            "Requests dead-lettered, by reason (invalid_json, schema_violation, oversize, "
+            "unstorable, unpublishable, ...).",
+            ["reason"],
+            registry=registry,
+        )
+        self.unwritten = Gauge(
+            "modstream_frontier_unwritten",
+            "Decisions published but not yet written to Postgres (grows while it is down).",
+            registry=registry,
+        )
         self.tokens = Counter(
             "modstream_frontier_tokens",
             "Tokens billed, by call mode and kind (input, output, cache_write, cache_read).",

@@ -102,3 +102,29 @@ async def test_reviewer_logs_in_claims_decides_and_the_item_leaves(
     [decision] = [d for d in decisions if d.post_id == item.post_id]
     assert decision.stage is Stage.HUMAN and decision.verdict is Verdict.REMOVE
     assert set(decision.categories) == {"spam", "toxicity"}
+
+
+async def test_log_out_my_other_sessions_button(review_env: ReviewEnv, browser: Browser) -> None:
+    name = await review_env.user()
+    here = await browser.new_context(base_url=review_env.base_url)
+    there = await browser.new_context(base_url=review_env.base_url)
+    try:
+        pages = []
+        for context in (here, there):
+            page = await context.new_page()
+            await page.goto("/login")
+            await page.fill('input[name="username"]', name)
+            await page.fill('input[name="password"]', PASSWORD)
+            await page.click('button[type="submit"]')
+            await expect(page.locator("header .who")).to_contain_text(name)
+            pages.append(page)
+        mine, other = pages
+        await mine.click("#logout-others")
+        await expect(mine.locator("#status")).to_contain_text("Logged out 1 other session.")
+        await other.reload()
+        await expect(other).to_have_url(re.compile(r"/login\?next="))
+        await mine.reload()
+        await expect(mine.locator("header .who")).to_contain_text(name)
+    finally:
+        await here.close()
+        await there.close()

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from pipeline.availability import DependencyGuard
 from pipeline.config import Settings
 from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.decide import FrontierDecider
@@ -98,6 +99,7 @@ async def test_stage_decides_everything_in_time_writes_and_commits(
             publisher=publisher,
             store=store,
             metrics=metrics,
+            guard=DependencyGuard("frontier", registry=metrics.registry),
         )
         runner = asyncio.create_task(stage.run(stop))
         for _ in range(300):  # wait for the partition assignment before the clock starts
@@ -111,7 +113,6 @@ async def test_stage_decides_everything_in_time_writes_and_commits(
         await publisher.publish(settings.topic_borderline, [(b"bad", b"{not json")])
         raw = await _read(settings, settings.topic_decisions, n, timeout_s=20)
         letters = await _read(settings, settings.topic_dead_letter, 1, timeout_s=10)
-        await asyncio.sleep(0.5)  # one more flush/commit cycle
         stop.set()
         await asyncio.wait_for(runner, timeout=20)
         committed = await _committed(settings)
@@ -200,11 +201,11 @@ async def test_redelivered_request_republishes_the_stored_decision_instead_of_de
             publisher=publisher,
             store=store,
             metrics=metrics,
+            guard=DependencyGuard("frontier", registry=metrics.registry),
         )
         runner = asyncio.create_task(stage.run(stop))
         await publisher.publish_borderline([request])
         raw = await _read(settings, settings.topic_decisions, 1, timeout_s=20)
-        await asyncio.sleep(0.5)
         stop.set()
         await asyncio.wait_for(runner, timeout=20)
         committed = await _committed(settings)

@@ -109,7 +109,14 @@
     });
   }
 
+  async function logoutOthers() {
+    const data = await post("/api/sessions/logout-others");
+    say(data.ended === 1 ? "Logged out 1 other session." :
+      "Logged out " + data.ended + " other sessions.");
+  }
+
   const actions = {
+    "logout-others": logoutOthers,
     "claim-next": claimNext,
     claim: claim,
     release: release,
