@@ -7,15 +7,21 @@ fault script or runtime config) and must end as the documented fallback, before 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import anthropic
+import asyncpg
 import pytest
 import pytest_asyncio
+from pydantic import SecretStr
 
 from pipeline.config import Settings, load_settings
 from pipeline.core.cost import CallMode, TokenUsage, cost_usd
@@ -25,7 +31,9 @@ from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.errors import FrontierError
 from pipeline.frontier.sim import FAULT_HEADER, SimConfig, SimulatorServer
 from pipeline.frontier.sim.rules import judge
+from pipeline.kafka.producer import KafkaEventPublisher
 from schemas import BorderlineRequest, ReviewReason, Stage, Verdict
+from tests.fixtures.services import StageProcess, free_port, isolated_settings
 
 FAST = SimConfig(latency_p50_s=0.02, latency_p99_s=0.05, retry_after_s=0.2, seed=3)
 
@@ -400,3 +408,112 @@ async def test_simulator_admin_health_metrics_and_error_shape(sim: SimulatorServ
         assert invalid.status == 400
         metrics = await (await session.get(f"{sim.url}/metrics")).text()
         assert "modstream_sim_requests_total" in metrics
+
+
+# --- defence in depth: the verdict guard (policy frontier_guard) ------------------------------
+def _scored(text: str, toxic: float, *, post_id: str) -> BorderlineRequest:
+    """A request scored on the default policy's categories (toxic remove_at 0.97, margin 0.05)."""
+    now = datetime.now(UTC)
+    return BorderlineRequest(
+        post_id=post_id,
+        author_id="a1",
+        text=text,
+        scores={"toxic": toxic, "hate": 0.1, "spam": 0.1},
+        model_version="clf-1",
+        policy_version="default.v2",
+        ingested_at=now,
+        deadline_at=now + timedelta(seconds=5),
+    )
+
+
+async def test_an_allow_near_remove_at_is_kept_provisional_and_reviewed(
+    sim: SimulatorServer,
+) -> None:
+    async with FrontierClient(_settings(sim.url)) as client:
+        decider = FrontierDecider(client, _settings(sim.url))
+        near = await decider.decide(_scored("What a lovely day", 0.93, post_id="g1"))
+        far = await decider.decide(_scored("What a lovely day", 0.91, post_id="g2"))
+    assert near.decision.stage is Stage.FRONTIER and near.decision.verdict is Verdict.ALLOW
+    assert near.decision.reason is not None and "guard:allow_near_remove" in near.decision.reason
+    assert near.review is not None and near.review.reason is ReviewReason.ESCALATE
+    assert near.review.detail is not None
+    assert near.review.detail.startswith("guard:allow_near_remove (toxic 0.930 >= remove_at 0.97")
+    assert "lovely" not in near.review.detail  # numbers and category names, never post text
+    assert far.decision.verdict is Verdict.ALLOW and far.review is None
+
+
+async def _ready(port: int, stage: StageProcess, within: float = 120.0) -> None:
+    """Poll the frontier stage's ``/readyz`` until it owns partitions."""
+    deadline = time.monotonic() + within
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            assert stage.running, stage.logs()[-4000:]
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"frontier stage not ready within {within}s:\n{stage.logs()[-4000:]}")
+
+
+async def _review_rows(settings: Settings, post_ids: list[str], want: int) -> list[Any]:
+    """The review_items rows of these posts, once ``want`` of them exist (or after 30 s)."""
+    conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            rows = await conn.fetch(
+                "SELECT post_id, reason, detail, source_decision_id FROM review_items"
+                " WHERE post_id = ANY($1::text[])",
+                post_ids,
+            )
+            if len(rows) >= want or time.monotonic() > deadline:
+                return list(rows)
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.integration
+async def test_the_stage_puts_a_provider_allow_near_remove_at_in_the_review_queue(
+    stack_settings: Settings, sim: SimulatorServer, tmp_path: Path
+) -> None:
+    """``modstream run frontier`` with the shipped policy: the simulator answers ``allow`` to a
+    benign text, the classifier scores put it near remove_at, so it lands in the review queue."""
+    settings = await isolated_settings(
+        stack_settings,
+        "guard",
+        anthropic_base_url=sim.url,
+        anthropic_api_key=SecretStr("test-key"),
+        frontier_metrics_port=free_port(),
+    )
+    settings = settings.model_copy(update={"frontier_group_id": f"g-{settings.topic_posts}"})
+    stage = StageProcess(settings, "frontier", tmp_path)
+    stage.start()
+    try:
+        await _ready(settings.frontier_metrics_port, stage)
+        run = uuid.uuid4().hex[:8]
+        near = _scored("What a lovely day", 0.95, post_id=f"guard-{run}-near")
+        far = _scored("What a lovely day", 0.2, post_id=f"guard-{run}-far")
+        async with KafkaEventPublisher(settings) as publisher:
+            await publisher.publish_borderline([near, far])
+        rows = await _review_rows(settings, [near.post_id, far.post_id], want=1)
+    finally:
+        assert stage.terminate() == 0, stage.logs()[-4000:]
+    assert [(r["post_id"], r["reason"]) for r in rows] == [(near.post_id, "escalate")]
+    assert rows[0]["detail"].startswith("guard:allow_near_remove (toxic 0.950")
+    decided = await _review_source(settings, rows[0]["source_decision_id"])
+    assert decided == ("allow", "frontier")
+    assert "lovely" not in stage.logs()  # logs never carry post text
+
+
+async def _review_source(settings: Settings, decision_id: str) -> tuple[str, str]:
+    conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
+    try:
+        row = await conn.fetchrow(
+            "SELECT verdict, stage FROM verdicts WHERE decision_id = $1", decision_id
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return str(row["verdict"]), str(row["stage"])
