@@ -276,6 +276,12 @@ class Settings(BaseSettings):
     )
     replay_shard_index: int = Field(default=0, ge=0, description="Default shard of this process.")
     replay_shard_count: int = Field(default=1, ge=1, description="Default number of shards.")
+    replay_max_outage_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="A replay waits this long for Postgres, the broker or the Message Batches API "
+        "to come back, then stops (resumable).",
+    )
 
     # --- review queue ------------------------------------------------------------------------
     review_host: str = Field(

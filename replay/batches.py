@@ -5,15 +5,20 @@ run dies: submitted batch ids are saved with the run before polling, a resumed r
 them, and only records with no answer and no review item are sent again. Results are matched on
 ``custom_id`` = the borderline record's decision id. Expired, cancelled and transient errors stay
 pending for the next run; other failures (invalid output, refusal, bad request) go to review.
+
+With a :class:`~replay.outage.ReplayGuard`, every read, write, publish and batch call is retried
+through outages; reading a batch's results starts again from the first result after a failure
+(results already applied are skipped, so nothing applies twice).
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 
@@ -24,6 +29,7 @@ from pipeline.log import get_logger
 from replay import store
 from replay.decide import flip_severity as severity_of
 from replay.decide import is_flip
+from replay.outage import ReplayGuard
 from replay.report import FrontierTally
 from schemas import (
     DecisionEvent,
@@ -36,6 +42,8 @@ from schemas import (
 )
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 #: Result types that say nothing about the post: try again in the next run.
 RETRY_DETAILS = frozenset(
@@ -91,7 +99,7 @@ class BatchClient(Protocol):
 
     async def poll_batch(self, batch_id: str, *, timeout_s: float | None = None) -> Any: ...
 
-    def batch_results(self, batch_id: str) -> Any: ...
+    def batch_results(self, batch_id: str) -> AsyncIterator[Any]: ...
 
 
 @dataclass(slots=True)
@@ -211,7 +219,13 @@ class BatchPhase:
     max_rationale_chars: int
     flip_severity_at: float
     timeout_s: float
+    guard: ReplayGuard | None = None
     tally: FrontierTally = field(default_factory=FrontierTally)
+
+    async def _call(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
+        if self.guard is None:
+            return await operation()
+        return await self.guard.call(operation, what=what)
 
     async def run(self) -> FrontierTally:
         saved = self.state.get("frontier_tally")
@@ -225,14 +239,9 @@ class BatchPhase:
         after: str | None = None
         new_entries: list[dict[str, Any]] = []
         while True:
-            async with self.pool.acquire() as conn:
-                pending = await store.fetch_pending(
-                    conn,
-                    self.selection,
-                    frontier_model=self.client.model,
-                    after=after,
-                    limit=self.max_requests,
-                )
+            pending = await self._call(
+                functools.partial(self._pending, after), "read pending borderline records"
+            )
             if not pending:
                 break
             after = pending[-1].post_id
@@ -252,6 +261,16 @@ class BatchPhase:
             await self._collect(entry)
         return self.tally
 
+    async def _pending(self, after: str | None) -> list[store.PendingItem]:
+        async with store.connection(self.pool) as conn:
+            return await store.fetch_pending(
+                conn,
+                self.selection,
+                frontier_model=self.client.model,
+                after=after,
+                limit=self.max_requests,
+            )
+
     async def _collect(self, entry: dict[str, Any]) -> None:
         batch_id = str(entry["id"])
         status = await self.client.poll_batch(batch_id, timeout_s=self.timeout_s)
@@ -263,16 +282,19 @@ class BatchPhase:
             expired=status.expired,
             canceled=status.canceled,
         )
+        await self._call(lambda: self._read_results(batch_id), "apply message batch results")
+        entry["done"] = True
+        await self._save()
+
+    async def _read_results(self, batch_id: str) -> None:
         group: list[Any] = []
         async for result in self.client.batch_results(batch_id):
             group.append(result)
             if len(group) >= _APPLY_GROUP:
-                await self._apply(group)
+                await self._call(functools.partial(self._apply, group), "apply batch results")
                 group = []
         if group:
-            await self._apply(group)
-        entry["done"] = True
-        await self._save()
+            await self._call(functools.partial(self._apply, group), "apply batch results")
 
     async def _save(self) -> None:
         self.state["frontier_tally"] = asdict(self.tally)
@@ -280,7 +302,7 @@ class BatchPhase:
 
     async def _apply(self, results: Sequence[Any]) -> None:
         model = self.client.model
-        async with self.pool.acquire() as conn:
+        async with store.connection(self.pool) as conn:
             items = await store.fetch_by_decision_ids(
                 conn, [r.custom_id for r in results], frontier_model=model
             )
@@ -304,7 +326,7 @@ class BatchPhase:
                 tally=self.tally,
             )
         await self.publish(out.changed, [r for r in out.reviews])
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with store.transaction(self.pool) as conn:
             await store.write_decisions(conn, decisions=out.decisions, reviews=out.reviews)
         await self._save()
 

@@ -4,34 +4,25 @@ Three asyncio tasks joined by small queues keep the classifier busy: the *reader
 out of Postgres (keyset by ``post_id``), the *scorer* runs the classifier on its own thread, and
 the *writer* applies the policy, publishes changed decisions and commits each chunk's verdicts
 together with its checkpoint. Killed at any point, the run resumes after its last checkpoint.
+Every Postgres, broker and Message Batches call goes through :class:`~replay.outage.ReplayGuard`,
+so an outage pauses the run instead of ending it (:mod:`replay.outage`, :mod:`replay.commit`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
+import functools
 import signal
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
+from rich.progress import Progress, TaskID
 
 from classifiers.base import Classifier
 from pipeline.config import Settings
@@ -41,64 +32,28 @@ from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
 from replay import store
 from replay.batches import BatchPhase, count_estimate
+from replay.commit import ChunkDone, commit_chunk
 from replay.decide import ChunkPlan, ReplayPost, decide_chunk, prepare_text
+from replay.outage import GuardedBatchClient, ReplayGuard, open_pool
+from replay.progress import progress_bar, show_status
 from replay.report import FrontierTally, Tally, estimate_cost, throughput
+from replay.request import ReplayRequest
+from replay.runlock import RunLock
 from replay.selection import Selection
 from replay.webhook import post_report
 from schemas import DecisionEvent, ReviewItem
 
+__all__ = ["ReplayError", "ReplayJob", "ReplayRequest", "run", "with_request_defaults"]
+
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 FALLBACK_RULE_VERSION = "fallback-v1"
 
 
 class ReplayError(ModerationError):
     """A replay could not run or failed; the message says what to do."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayRequest:
-    """What the operator asked for (the CLI's parsed arguments)."""
-
-    since: datetime | None = None
-    until: datetime | None = None
-    since_last_run: bool = False
-    stale: bool = False
-    category: str | None = None
-    sample: float | None = None
-    shard_index: int = 0
-    shard_count: int = 1
-    id_prefix: str | None = None
-    dry_run: bool = False
-    resume: str | None = None
-    new_run: bool = False
-    progress: bool = True
-
-    def criteria(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("dry_run", "resume", "new_run", "progress"):
-            data.pop(key)
-        for key in ("since", "until"):
-            if data[key] is not None:
-                data[key] = data[key].isoformat()
-        return data
-
-    def key(self, model_version: str, policy_version: str) -> str:
-        """Identifies "the same run" for automatic resume: criteria and versions."""
-        doc = {"criteria": self.criteria(), "model": model_version, "policy": policy_version}
-        return _digest(doc)
-
-    def scope_key(self) -> str:
-        """What ``--since-last-run`` compares: the same filters and shard, any window."""
-        doc = self.criteria()
-        for key in ("since", "until"):
-            doc.pop(key)
-        return _digest(doc)
-
-
-def _digest(doc: dict[str, Any]) -> str:
-    raw = json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(raw).hexdigest()[:32]
 
 
 @dataclass(slots=True)
@@ -108,12 +63,6 @@ class _Chunk:
     texts: list[str] = field(default_factory=list)
     scores: list[dict[str, float]] = field(default_factory=list)
     cut: int = 0
-
-
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} posts/s" if speed else "- posts/s", style="progress.data.speed")
 
 
 def new_run_id(now: datetime) -> str:
@@ -134,6 +83,7 @@ class ReplayJob:
         publisher: KafkaEventPublisher | None,
         frontier: Any | None = None,
         console: Console | None = None,
+        guard: ReplayGuard | None = None,
     ) -> None:
         self._s = settings
         self._req = request
@@ -148,6 +98,11 @@ class ReplayJob:
         self._run_id: str | None = None
         self._borderline_tokens = (0, 0)
         self._borderline_dry = 0
+        self._guard = guard or ReplayGuard(
+            max_outage_seconds=settings.replay_max_outage_seconds,
+            backoff_cap_seconds=settings.outage_backoff_max_seconds,
+        )
+        self._lock = RunLock(pool)
 
     # --- selection and run bookkeeping ------------------------------------------------------
     def _frontier_model(self) -> str:
@@ -247,14 +202,18 @@ class ReplayJob:
         self, selection: Selection, after: str | None, first: int, out: asyncio.Queue[_Chunk | None]
     ) -> None:
         number = first
-        async with self._pool.acquire() as conn:
-            while True:
-                posts = await store.fetch_page(conn, selection, after, self._s.replay_chunk_size)
-                if not posts:
-                    break
-                await out.put(_Chunk(number, posts))
-                number += 1
-                after = posts[-1].post_id
+        while True:
+            posts = await self._db(
+                functools.partial(
+                    store.fetch_page, sel=selection, after=after, limit=self._s.replay_chunk_size
+                ),
+                what="read posts",
+            )
+            if not posts:
+                break
+            await out.put(_Chunk(number, posts))
+            number += 1
+            after = posts[-1].post_id
         await out.put(None)
 
     async def _score(
@@ -270,8 +229,17 @@ class ReplayJob:
             await out.put(chunk)
         await out.put(None)
 
+    async def _db(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, what: str) -> T:
+        """``work`` on a pooled connection, retried through Postgres outages."""
+
+        async def attempt() -> T:
+            async with store.connection(self._pool) as conn:
+                return await work(conn)
+
+        return await self._guard.call(attempt, what=what)
+
     async def _write(
-        self, inbox: asyncio.Queue[_Chunk | None], progress: Progress, task: Any
+        self, inbox: asyncio.Queue[_Chunk | None], progress: Progress, task: TaskID
     ) -> None:
         while (chunk := await inbox.get()) is not None:
             plan = decide_chunk(
@@ -312,51 +280,57 @@ class ReplayJob:
         await self._publisher.publish_review(reviews)
 
     async def _commit(self, chunk: _Chunk, plan: ChunkPlan) -> None:
-        assert self._run_id is not None
-        await self._publish(plan.changed, plan.reviews)
+        """Verdicts, publishes, checkpoint and state of one chunk; rejected posts isolated."""
+        run_id = self._run_id
+        if run_id is None:
+            raise ReplayError("no run to write to")
         merged = Tally.from_json(self._tally.to_json(), self._s.replay_samples_per_transition)
         merged.merge(plan.tally)
-        self._state["tally"] = merged.to_json()
-        async with self._pool.acquire() as conn, conn.transaction():
-            await store.write_decisions(
-                conn, decisions=plan.decisions, history_only=plan.borderline, reviews=plan.reviews
+        state = {**self._state, "tally": merged.to_json()}
+        done = ChunkDone(chunk.number, chunk.posts[-1].post_id, len(chunk.posts))
+        attempts = 0
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal attempts
+            attempts += 1
+            await self._lock.ensure()
+            return await commit_chunk(
+                self._pool,
+                run_id,
+                done,
+                plan,
+                publish=self._publish,
+                state=state,
+                retry=attempts > 1,
             )
-            await store.write_checkpoint(
-                conn,
-                self._run_id,
-                chunk_no=chunk.number,
-                last_post_id=chunk.posts[-1].post_id,
-                posts=len(chunk.posts),
-                changed=plan.tally.changed,
-            )
-            await store.save_state(conn, self._run_id, self._state)
+
+        self._state = await self._guard.call(attempt, what=f"write chunk {chunk.number}")
 
     async def _save_state(self, state: dict[str, Any]) -> None:
-        assert self._run_id is not None
-        async with self._pool.acquire() as conn:
-            await store.save_state(conn, self._run_id, state)
+        run_id = self._run_id
+        if run_id is None:
+            raise ReplayError("no run to save")
+        await self._db(lambda c: store.save_state(c, run_id, state), what="save the run state")
 
     async def _pass(self, selection: Selection, start: store.Progress) -> None:
-        async with self._pool.acquire() as conn:
-            remaining = await store.count_selection(conn, selection, start.after)
+        remaining = await self._db(
+            lambda c: store.count_selection(c, selection, start.after), what="count posts"
+        )
         depth = self._s.replay_queue_depth
         pages: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=depth)
         scored: asyncio.Queue[_Chunk | None] = asyncio.Queue(maxsize=depth)
-        columns = (
-            TextColumn("[bold]replay"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            _RateColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=self._console, disable=not self._req.progress) as progress:
+        with progress_bar(self._console, enabled=self._req.progress) as progress:
             task = progress.add_task("replay", total=remaining)
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._read(selection, start.after, start.next_chunk, pages))
-                group.create_task(self._score(pages, scored))
-                group.create_task(self._write(scored, progress, task))
+            self._guard.set_status(lambda status: show_status(progress, task, status))
+            try:
+                async with asyncio.TaskGroup() as group:
+                    group.create_task(self._read(selection, start.after, start.next_chunk, pages))
+                    group.create_task(self._score(pages, scored))
+                    group.create_task(self._write(scored, progress, task))
+            except ExceptionGroup as group_error:  # one task failed: surface its error as is
+                raise group_error.exceptions[0] from group_error
+            finally:
+                self._guard.set_status(None)
 
     async def _frontier_phase(self, selection: Selection) -> dict[str, Any]:
         multiplier = self._s.frontier_batch_price_multiplier
@@ -381,7 +355,8 @@ class ReplayJob:
             return {"skipped": "no API key (set MODSTREAM_ANTHROPIC_API_KEY); records stay pending"}
         phase = BatchPhase(
             pool=self._pool,
-            client=self._frontier,
+            client=GuardedBatchClient(self._frontier, self._guard),
+            guard=self._guard,
             selection=selection,
             publish=self._publish,
             save_state=self._save_state,
@@ -422,14 +397,28 @@ class ReplayJob:
             report["error"] = error
         return report
 
+    def resume_hint(self) -> str:
+        """How to continue this run from its last checkpoint."""
+        if self._run_id is None or self._req.dry_run:
+            return "run the same command again"
+        return (
+            f"run the same command again, or `modstream replay --resume {self._run_id}`, to "
+            "continue from the last checkpoint"
+        )
+
+    async def _start(self) -> tuple[Selection, store.Progress]:
+        conn = await self._lock.ensure()
+        if self._req.dry_run:
+            return await self._resolve(conn), store.Progress(0, None)
+        opened = await self._open_run(conn)
+        self._lock.run_id = self._run_id
+        return opened
+
     async def run(self) -> dict[str, Any]:
         """Run (or resume) the replay; returns the final report. Raises :class:`ReplayError`."""
         started = time.monotonic()
-        async with self._pool.acquire() as lock:
-            if self._req.dry_run:
-                selection, start = await self._resolve(lock), store.Progress(0, None)
-            else:
-                selection, start = await self._open_run(lock)
+        try:
+            selection, start = await self._guard.call(self._start, what="open the run")
             posts_before = self._tally.posts
             log.info(
                 "replay.started", run_id=self._run_id, dry_run=self._req.dry_run, after=start.after
@@ -438,37 +427,45 @@ class ReplayJob:
             try:
                 await self._pass(selection, start)
                 frontier = await self._frontier_phase(selection)
+                report = self._report(store.SUCCEEDED, started, posts_before, frontier, None)
+                await self._finish(store.SUCCEEDED, report)
+                return report
             except (Exception, asyncio.CancelledError) as exc:
                 report = self._report(
                     "failed", started, posts_before, frontier, f"{type(exc).__name__}: {exc}"
                 )
-                await self._finish(lock, store.FAILED, report)
+                await self._finish(store.FAILED, report)
                 if isinstance(exc, asyncio.CancelledError):
                     raise
-                hint = f" or --resume {self._run_id} to continue" if self._run_id else ""
                 raise ReplayError(
-                    f"replay failed ({type(exc).__name__}: {exc}); run the same command again{hint}"
+                    f"replay failed ({type(exc).__name__}: {exc}); {self.resume_hint()}"
                 ) from exc
-            report = self._report(store.SUCCEEDED, started, posts_before, frontier, None)
-            await self._finish(lock, store.SUCCEEDED, report)
-            return report
+        finally:
+            await self._lock.close()
 
-    async def _finish(self, lock: asyncpg.Connection, status: str, report: dict[str, Any]) -> None:
-        if self._run_id is not None and not self._req.dry_run:
+    async def _finish(self, status: str, report: dict[str, Any]) -> None:
+        """Store the report; retried through outages on success, best effort on failure."""
+        run_id = self._run_id
+        if run_id is not None and not self._req.dry_run:
             final = {**self._state, **report, "state": status}  # keeps what a resume needs
-            try:
-                await store.finish_run(lock, self._run_id, status, final)
-                await store.unlock_run(lock, self._run_id)
-            except (asyncpg.PostgresError, OSError) as exc:
-                log.error(
-                    "replay.finish_not_recorded", run_id=self._run_id, error=type(exc).__name__
-                )
+
+            async def record() -> None:
+                await store.finish_run(await self._lock.ensure(), run_id, status, final)
+
+            if status == store.SUCCEEDED:
+                await self._guard.call(record, what="store the report")
+            else:
+                try:
+                    await record()
+                except ModerationError as exc:
+                    log.error("replay.finish_not_recorded", run_id=run_id, error=str(exc))
         log.info(
             "replay.finished",
             run_id=self._run_id,
             status=status,
             posts=report["posts"],
             changed=report["changed"],
+            rejected=int(self._state.get("rejected", 0)),
         )
         if self._s.replay_webhook_url:
             await post_report(
@@ -490,16 +487,16 @@ def with_request_defaults(settings: Settings, request: ReplayRequest) -> ReplayR
     return request
 
 
-async def _interruptible(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
-    """Run ``work``; SIGTERM (k8s stopping the pod) cancels it so the run is marked failed."""
+async def _interruptible(job: ReplayJob) -> dict[str, Any]:
+    """Run ``job``; SIGTERM (k8s stopping the pod) cancels it so the run is marked failed."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     if task is not None:
         loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
-        return await work
+        return await job.run()
     except asyncio.CancelledError:
-        raise ReplayError("interrupted by SIGTERM: run the same command again to resume") from None
+        raise ReplayError(f"interrupted by SIGTERM: {job.resume_hint()}") from None
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
 
@@ -507,23 +504,25 @@ async def _interruptible(work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str,
 async def run(
     settings: Settings, request: ReplayRequest, *, console: Console | None = None
 ) -> dict[str, Any]:
-    """Build the collaborators from ``settings`` and run one replay; returns its report."""
+    """Build the collaborators from ``settings`` and run one replay; returns its report.
+
+    Waits (at most ``replay_max_outage_seconds``) for Postgres and the broker to answer; a
+    configuration error (bad credentials, missing tables) raises at once."""
     from pipeline.modelstore import load_model_and_policy
 
     request = with_request_defaults(settings, request)
     # Like the real-time stage: load the built model (k8s mounts it read-only); a missing model
     # is a ModelNotFoundError telling the operator to run `modstream model build`.
     classifier, policy = load_model_and_policy(settings)
+    guard = ReplayGuard(
+        max_outage_seconds=settings.replay_max_outage_seconds,
+        backoff_cap_seconds=settings.outage_backoff_max_seconds,
+    )
     try:
-        pool = await asyncpg.create_pool(
-            settings.postgres_dsn.get_secret_value(), min_size=2, max_size=6
-        )
-    except (OSError, asyncpg.PostgresError) as exc:
+        pool = await open_pool(settings.postgres_dsn.get_secret_value(), guard)
+    except BaseException:
         classifier.close()
-        raise ReplayError(
-            f"cannot reach Postgres ({type(exc).__name__}): check MODSTREAM_POSTGRES_DSN "
-            "and that the database is up (modstream up)"
-        ) from exc
+        raise
     publisher: KafkaEventPublisher | None = None
     frontier: Any | None = None
     try:
@@ -531,7 +530,7 @@ async def run(
             publisher = KafkaEventPublisher(
                 settings, client_id=f"{settings.kafka_client_id}-replay"
             )
-            await publisher.start()
+            await guard.call(publisher.start, what="connect to kafka")
             if settings.replay_frontier_batches and settings.anthropic_api_key.get_secret_value():
                 from pipeline.frontier.client import FrontierClient
 
@@ -545,8 +544,9 @@ async def run(
             publisher=publisher,
             frontier=frontier,
             console=console,
+            guard=guard,
         )
-        return await _interruptible(job.run())
+        return await _interruptible(job)
     finally:
         if frontier is not None:
             await frontier.close()

@@ -3,22 +3,33 @@
 Verdicts go through the same statements as :class:`pipeline.store.pg.PostgresStore` (history
 first, human verdicts final), run here on one connection so a chunk's verdicts, review items,
 checkpoint and running tally commit in one transaction.
+
+Every function (and :func:`connection` / :func:`transaction`, which cover acquiring, BEGIN and
+COMMIT) raises the pipeline's taxonomy instead of asyncpg's exceptions
+(:func:`pipeline.store.errors.translated`): an outage is retriable, a refused value is a rejected
+record, a missing table or a bad password is a configuration error.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 
+from pipeline.store.errors import translated
 from pipeline.store.pg import write_rows
 from replay.decide import ReplayPost
 from replay.selection import Selection, count_query, page_query
 from schemas import DecisionEvent, ReviewItem
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 RUNNING = "running"
 SUCCEEDED = "succeeded"
@@ -41,6 +52,31 @@ class Progress:
     after: str | None
 
 
+def _translating(fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with translated():
+            return await fn(*args, **kwargs)
+
+    return wrapper
+
+
+@asynccontextmanager
+async def connection(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection; errors inside the block are translated."""
+    with translated():
+        async with pool.acquire() as conn:
+            yield conn
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection in a transaction; errors (COMMIT's too) are translated."""
+    with translated():
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+
+
 def _json(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
@@ -50,16 +86,19 @@ def _json(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+@_translating
 async def try_lock_run(conn: asyncpg.Connection, run_id: str) -> bool:
     """Session advisory lock: at most one live process per run; a dead one releases it."""
     locked = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext('replay:' || $1))", run_id)
     return bool(locked)
 
 
+@_translating
 async def unlock_run(conn: asyncpg.Connection, run_id: str) -> None:
     await conn.execute("SELECT pg_advisory_unlock(hashtext('replay:' || $1))", run_id)
 
 
+@_translating
 async def create_run(conn: asyncpg.Connection, run_id: str, params: dict[str, Any]) -> None:
     await conn.execute(
         "INSERT INTO replay_runs (run_id, status, params, report) VALUES ($1, $2, $3::jsonb, $4)",
@@ -70,6 +109,7 @@ async def create_run(conn: asyncpg.Connection, run_id: str, params: dict[str, An
     )
 
 
+@_translating
 async def get_run(conn: asyncpg.Connection, run_id: str) -> RunRow | None:
     row = await conn.fetchrow(
         "SELECT run_id, status, params, report FROM replay_runs WHERE run_id = $1", run_id
@@ -79,6 +119,7 @@ async def get_run(conn: asyncpg.Connection, run_id: str) -> RunRow | None:
     return RunRow(row["run_id"], row["status"], _json(row["params"]), _json(row["report"]))
 
 
+@_translating
 async def resumable_runs(conn: asyncpg.Connection, request_key: str) -> list[RunRow]:
     """Unfinished runs (failed, or still marked running) with these params, newest first."""
     rows = await conn.fetch(
@@ -90,12 +131,14 @@ async def resumable_runs(conn: asyncpg.Connection, request_key: str) -> list[Run
     return [RunRow(r["run_id"], r["status"], _json(r["params"]), _json(r["report"])) for r in rows]
 
 
+@_translating
 async def mark_running(conn: asyncpg.Connection, run_id: str) -> None:
     await conn.execute(
         "UPDATE replay_runs SET status = 'running', finished_at = NULL WHERE run_id = $1", run_id
     )
 
 
+@_translating
 async def last_success_frozen_at(conn: asyncpg.Connection, scope_key: str) -> datetime | None:
     """``frozen_at`` of the newest succeeded run with the same ``--since-last-run`` scope."""
     value = await conn.fetchval(
@@ -107,6 +150,7 @@ async def last_success_frozen_at(conn: asyncpg.Connection, scope_key: str) -> da
     return datetime.fromisoformat(value) if value else None
 
 
+@_translating
 async def progress(conn: asyncpg.Connection, run_id: str) -> Progress:
     row = await conn.fetchrow(
         """SELECT chunk_no, last_post_id FROM replay_checkpoints WHERE run_id = $1
@@ -118,12 +162,14 @@ async def progress(conn: asyncpg.Connection, run_id: str) -> Progress:
     return Progress(next_chunk=int(row["chunk_no"]) + 1, after=row["last_post_id"])
 
 
+@_translating
 async def save_state(conn: asyncpg.Connection, run_id: str, state: dict[str, Any]) -> None:
     await conn.execute(
         "UPDATE replay_runs SET report = $2::jsonb WHERE run_id = $1", run_id, json.dumps(state)
     )
 
 
+@_translating
 async def finish_run(
     conn: asyncpg.Connection, run_id: str, status: str, report: dict[str, Any]
 ) -> None:
@@ -136,11 +182,13 @@ async def finish_run(
     )
 
 
+@_translating
 async def count_selection(conn: asyncpg.Connection, sel: Selection, after: str | None) -> int:
     sql, args = count_query(sel, after=after)
     return int(await conn.fetchval(sql, *args))
 
 
+@_translating
 async def fetch_page(
     conn: asyncpg.Connection, sel: Selection, after: str | None, limit: int
 ) -> list[ReplayPost]:
@@ -148,6 +196,7 @@ async def fetch_page(
     return [ReplayPost.from_record(r) for r in await conn.fetch(sql, *args)]
 
 
+@_translating
 async def write_decisions(
     conn: asyncpg.Connection,
     *,
@@ -159,6 +208,7 @@ async def write_decisions(
     await write_rows(conn, decisions=decisions, history_only=history_only, review_items=reviews)
 
 
+@_translating
 async def write_checkpoint(
     conn: asyncpg.Connection,
     run_id: str,
@@ -178,6 +228,15 @@ async def write_checkpoint(
         posts,
         changed,
     )
+
+
+@_translating
+async def checkpoint_written(conn: asyncpg.Connection, run_id: str, chunk_no: int) -> bool:
+    """Whether the chunk committed already (a retry after a COMMIT whose answer was lost)."""
+    found = await conn.fetchval(
+        "SELECT 1 FROM replay_checkpoints WHERE run_id = $1 AND chunk_no = $2", run_id, chunk_no
+    )
+    return found is not None
 
 
 # --- borderline posts waiting for the Message Batches API ------------------------------------
@@ -259,6 +318,7 @@ def pending_query(
     return sql, args
 
 
+@_translating
 async def fetch_pending(
     conn: asyncpg.Connection, sel: Selection, *, frontier_model: str, after: str | None, limit: int
 ) -> list[PendingItem]:
@@ -266,6 +326,7 @@ async def fetch_pending(
     return [_pending(r) for r in await conn.fetch(sql, *args)]
 
 
+@_translating
 async def fetch_by_decision_ids(
     conn: asyncpg.Connection, decision_ids: Sequence[str], *, frontier_model: str
 ) -> dict[str, PendingItem]:
