@@ -217,8 +217,10 @@ async def test_appeal_links_the_decision_and_records_the_outcome(review_env: Rev
         assert detail["reason"] == ReviewReason.APPEAL.value
         assert detail["source_decision_id"] == first["decision_id"]
         assert detail["original_verdict"] == "remove"
-        await client.call("POST", f"/api/items/{appeal['item_id']}/claim")
-        status, second = await client.call(
+    # Another reviewer decides the appeal (the first made the decision under appeal).
+    async with await logged_in(review_env, review_env.lead) as other:
+        await other.call("POST", f"/api/items/{appeal['item_id']}/claim")
+        status, second = await other.call(
             "POST", f"/api/items/{appeal['item_id']}/decide", {"verdict": "allow"}
         )
         assert status == 200 and second["appeal_outcome"] == "overturned"
