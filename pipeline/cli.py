@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.bench_realtime",
     "pipeline.commands.review",
     "replay.cli",
+    "devtools.soak.command",
 )
 
 

@@ -1,0 +1,1 @@
+"""``modstream bench soak``: sustained traffic through the stages while faults are injected."""
