@@ -134,11 +134,12 @@ async def _outage(
     return noticed, recovered
 
 
+@pytest.mark.parametrize("engine", ["aiokafka", "faust"])
 async def test_stage_rides_out_postgres_and_broker_crashes(
-    stack_settings: Settings, tmp_path: Path
+    stack_settings: Settings, tmp_path: Path, engine: str
 ) -> None:
     async with disposable_stack(stack_settings, tmp_path / "stack") as stack:
-        settings = await isolated_settings(stack.settings, "outage")
+        settings = await isolated_settings(stack.settings, "outage", realtime_engine=engine)
         logs = tmp_path / "logs"
         logs.mkdir()
         stage = StageProcess(settings, "realtime", logs)
