@@ -43,7 +43,9 @@ def _pending(n: int) -> PendingWrite:
 
 
 @given(n=st.integers(1, 40), data=st.data())
-async def test_bisection_finds_exactly_the_items_rejected_alone(n: int, data: st.DataObject) -> None:
+async def test_bisection_finds_exactly_the_items_rejected_alone(
+    n: int, data: st.DataObject
+) -> None:
     poisoned = data.draw(st.sets(st.integers(0, n - 1), max_size=n))
     done: set[int] = set()
     calls = 0
