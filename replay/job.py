@@ -37,13 +37,11 @@ from replay.decide import ChunkPlan, ReplayPost, decide_chunk, prepare_text
 from replay.outage import GuardedBatchClient, ReplayGuard, open_pool
 from replay.progress import progress_bar, show_status
 from replay.report import FrontierTally, Tally, estimate_cost, throughput
-from replay.request import ReplayRequest
+from replay.request import ReplayRequest as ReplayRequest
 from replay.runlock import RunLock
 from replay.selection import Selection
 from replay.webhook import post_report
 from schemas import DecisionEvent, ReviewItem
-
-__all__ = ["ReplayError", "ReplayJob", "ReplayRequest", "run", "with_request_defaults"]
 
 log = get_logger(__name__)
 
@@ -276,8 +274,9 @@ class ReplayJob:
         """Publish before the chunk commits: a crash in between republishes (at least once)."""
         if self._publisher is None:
             return
-        await self._publisher.publish_decisions(changed)
-        await self._publisher.publish_review(reviews)
+        async with self._guard.watching("kafka"):  # a publish blocks while the broker is away
+            await self._publisher.publish_decisions(changed)
+            await self._publisher.publish_review(reviews)
 
     async def _commit(self, chunk: _Chunk, plan: ChunkPlan) -> None:
         """Verdicts, publishes, checkpoint and state of one chunk; rejected posts isolated."""

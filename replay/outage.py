@@ -16,6 +16,8 @@ transient provider trouble is an outage, an authentication failure a configurati
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
@@ -80,6 +82,36 @@ class ReplayGuard:
         names = self.waiting_for()
         self._status(f"waiting for {', '.join(names)}…" if names else None)
 
+    def _enter(self, dependency: str) -> None:
+        self._waiting[dependency] = self._waiting.get(dependency, 0) + 1
+        self._changed()
+
+    def _leave(self, dependency: str) -> None:
+        self._waiting[dependency] -= 1
+        self._changed()
+
+    @contextlib.asynccontextmanager
+    async def watching(self, dependency: str, *, after_s: float = 2.0) -> AsyncIterator[None]:
+        """Count the block as waiting for ``dependency`` once it has run for ``after_s``.
+
+        For calls that block instead of failing while a dependency is away (a publish waits for
+        the broker's acknowledgement until the client's request timeout)."""
+        entered = False
+
+        def enter() -> None:
+            nonlocal entered
+            entered = True
+            log.warning("replay.waiting", dependency=dependency, what="slow call")
+            self._enter(dependency)
+
+        handle = asyncio.get_running_loop().call_later(after_s, enter)
+        try:
+            yield
+        finally:
+            handle.cancel()
+            if entered:
+                self._leave(dependency)
+
     async def call(self, operation: Callable[[], Awaitable[T]], *, what: str) -> T:
         """Run ``operation`` until it succeeds; retried whole while a dependency is down.
 
@@ -99,9 +131,8 @@ class ReplayGuard:
                     first_failure = now
                 if waiting is None:
                     waiting = exc.dependency
-                    self._waiting[waiting] = self._waiting.get(waiting, 0) + 1
                     log.warning("replay.waiting", dependency=waiting, what=what, error=exc.detail)
-                    self._changed()
+                    self._enter(waiting)
                 if now - first_failure >= self._max:
                     raise ReplayOutageError(
                         f"{exc.dependency} has been unreachable for {now - first_failure:.0f} s "
@@ -110,18 +141,18 @@ class ReplayGuard:
                 raise
 
         try:
-            return await self._guard.call(attempt, what=what)
+            result = await self._guard.call(attempt, what=what)
         finally:
             if waiting is not None:
-                self._waiting[waiting] -= 1
-                if first_failure is not None:
-                    log.info(
-                        "replay.resumed_work",
-                        dependency=waiting,
-                        what=what,
-                        waited_s=round(self._clock() - first_failure, 3),
-                    )
-                self._changed()
+                self._leave(waiting)
+        if waiting is not None and first_failure is not None:
+            log.info(
+                "replay.resumed_work",
+                dependency=waiting,
+                what=what,
+                waited_s=round(self._clock() - first_failure, 3),
+            )
+        return result
 
 
 async def open_pool(dsn: str, guard: ReplayGuard) -> asyncpg.Pool:

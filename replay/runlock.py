@@ -20,6 +20,14 @@ from replay import store
 log = get_logger(__name__)
 
 
+def _alive(conn: asyncpg.Connection) -> bool:
+    """False once the server dropped the connection (the pool then detaches its proxy)."""
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 class RunTakenOverError(ModerationError):
     """Another process locked the run while this one was cut off from Postgres."""
 
@@ -35,7 +43,7 @@ class RunLock:
     async def ensure(self) -> asyncpg.Connection:
         """The lock connection; reconnects and re-locks the run if the server dropped it."""
         conn = self._conn
-        if conn is not None and not conn.is_closed():
+        if conn is not None and _alive(conn):
             return conn
         if conn is not None:
             await self._drop()
@@ -60,7 +68,7 @@ class RunLock:
     async def close(self) -> None:
         """Unlock (best effort: a dead connection released its lock already) and release."""
         conn = self._conn
-        if conn is not None and self.run_id is not None and not conn.is_closed():
+        if conn is not None and self.run_id is not None and _alive(conn):
             with contextlib.suppress(ModerationError):
                 await store.unlock_run(conn, self.run_id)
         await self._drop()
