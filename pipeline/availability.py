@@ -202,10 +202,12 @@ class DependencyGuard:
         error other than :class:`DependencyUnavailableError` propagates at once.
         """
         attempt = 0
+        failed: set[str] = set()
         while True:
             try:
                 result = await operation()
             except DependencyUnavailableError as exc:
+                failed.add(exc.dependency)
                 self.mark_down(exc.dependency, exc.detail)
                 self._metrics.retries.labels(self.component, exc.dependency).inc()
                 delay = self._backoff.delay(attempt, self._random())
@@ -223,8 +225,8 @@ class DependencyGuard:
                         f"{self.component}: stopped while {exc.dependency} was down ({what})"
                     ) from exc
                 continue
-            if attempt:
-                self.mark_all_up()
+            for dependency in failed:  # only what this call saw fail; probes judge the rest
+                self.mark_up(dependency)
             return result
 
     async def _wait_to_retry(

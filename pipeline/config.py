@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.errors import SettingsError
@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     )
 
     # --- Kafka ---------------------------------------------------------------------------------
+    # Declared before the bootstrap servers: their validator reads the broker count.
+    kafka_brokers: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Brokers of the local Kafka cluster (`modstream up --brokers N`). With N > 1, "
+        "a single bootstrap server host:port stands for node 1 and nodes 2..N listen on port "
+        "+10, +20, ... (controller ports likewise); the list is expanded to all N.",
+    )
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:19092", description="Comma-separated host:port list of Kafka brokers."
     )
@@ -111,7 +120,17 @@ class Settings(BaseSettings):
         default=256, ge=1, le=4096, description="Most posts per micro-batch."
     )
     realtime_batch_window_ms: int = Field(
-        default=25, ge=0, le=10_000, description="Longest wait to fill a micro-batch."
+        default=0,
+        ge=0,
+        le=10_000,
+        description="Longest wait to fill a micro-batch. 0 (adaptive): score at once what has "
+        "arrived when the model is idle; batch only what queued while it was busy.",
+    )
+    realtime_calibrate_batch: bool = Field(
+        default=True,
+        description="At start, measure the classifier's latency curve and cap micro-batches at "
+        "its knee (the smallest size within 5 % of the best throughput), at most "
+        "MODSTREAM_REALTIME_MAX_BATCH.",
     )
     realtime_engine: Literal["aiokafka", "faust"] = Field(
         default="aiokafka",
@@ -371,11 +390,21 @@ class Settings(BaseSettings):
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod
-    def _check_bootstrap(cls, value: str) -> str:
-        for server in value.split(","):
-            host, sep, port = server.strip().rpartition(":")
+    def _check_bootstrap(cls, value: str, info: ValidationInfo) -> str:
+        servers = [server.strip() for server in value.split(",")]
+        for server in servers:
+            host, sep, port = server.rpartition(":")
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port...], got {server!r}")
+        brokers = info.data.get("kafka_brokers", 1)
+        if brokers > 1 and len(servers) == 1:  # node i listens on the first port + 10 * (i - 1)
+            host, _, port = servers[0].rpartition(":")
+            return ",".join(f"{host}:{int(port) + 10 * i}" for i in range(brokers))
+        if brokers > 1 and len(servers) != brokers:
+            raise ValueError(
+                f"MODSTREAM_KAFKA_BROKERS={brokers} needs one host:port (the others follow at "
+                f"+10, +20, ...) or exactly {brokers}, got {len(servers)}"
+            )
         return value
 
     @field_validator("postgres_dsn")

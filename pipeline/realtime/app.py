@@ -22,6 +22,7 @@ from pipeline.log import get_logger
 from pipeline.modelstore import load_model_and_policy
 from pipeline.ops import OpsServer
 from pipeline.ports import EventPublisher, VerdictStore
+from pipeline.realtime.calibrate import calibrated_batch_limit
 from pipeline.store.pg import PostgresStore
 
 log = get_logger(__name__)
@@ -66,6 +67,9 @@ async def build_realtime(settings: Settings, stop: asyncio.Event) -> AsyncIterat
     dependencies answered.
     """
     classifier, policy = load_model_and_policy(settings)
+    if settings.realtime_calibrate_batch:
+        limit = calibrated_batch_limit(classifier, settings.realtime_max_batch)
+        settings = settings.model_copy(update={"realtime_max_batch": limit})
     store = await PostgresStore.open(settings.postgres_dsn.get_secret_value())
     publisher = KafkaEventPublisher(settings)
     guard = DependencyGuard(

@@ -193,6 +193,8 @@ class FaustRealtimeEngine:
         # Agents get a faust.Stream; StreamT (the agent's declared type) lacks the take methods.
         concrete = cast("faust.Stream[bytes]", stream)
         limit = self._settings.realtime_max_batch
+        # faust's take() flushes its buffer on a timer, so it cannot know when the model went
+        # idle; adaptive mode (window 0) uses the shortest timer, 1 ms: what arrived meanwhile.
         window = max(self._settings.realtime_batch_window_ms, 1) / 1000
         # noack_take, not take()/take_events(): those ack a batch in a ``finally`` when the
         # generator resumes or is closed, so a batch whose write or publish failed is acked and

@@ -150,14 +150,18 @@ class RealtimeStage:
 
     async def _pause_while_down(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
         """Fetch nothing while a dependency is down; keep polling so the group keeps us."""
-        paused = consumer.assignment()
-        consumer.pause(*paused)
+        consumer.pause(*consumer.assignment())
         log.warning("realtime.paused", down=self._guard.down())
         try:
             while not stop.is_set():
                 if await self._guard.wait_healthy(stop, max_wait_seconds=1.0):
                     break
-                await self._poll(consumer, timeout_ms=0, max_records=1)
+                # Partitions assigned by a rebalance during the pause arrive unpaused.
+                consumer.pause(*consumer.assignment())
+                fetched = await self._poll(consumer, timeout_ms=0, max_records=1)
+                for tp, records in fetched.items():
+                    # Never drop a record: rewind, so it is fetched again after the pause.
+                    consumer.seek(tp, min(r.offset for r in records))
         finally:
             consumer.resume(*consumer.assignment())
         if not stop.is_set():
@@ -179,7 +183,12 @@ class RealtimeStage:
     async def _collect(
         self, consumer: AIOKafkaConsumer, stop: asyncio.Event
     ) -> list[InboundMessage]:
-        """Fill one micro-batch: up to ``max_batch`` messages within ``batch_window_ms``."""
+        """One micro-batch: what has arrived, at once (adaptive), or within a fixed window.
+
+        With ``batch_window_ms`` = 0 the stage never waits to fill a batch: the model is idle
+        here (the previous batch is scored), so whatever the fetcher holds is scored now. Under
+        load, posts queue while the model is busy and the next batch takes them, up to the cap.
+        """
         limit = self._settings.realtime_max_batch
         window = self._settings.realtime_batch_window_ms / 1000
         batch: list[InboundMessage] = []
@@ -195,16 +204,16 @@ class RealtimeStage:
             fetched = await self._poll(
                 consumer, timeout_ms=timeout_ms, max_records=limit - len(batch)
             )
-            if not self._guard.healthy and not batch:
-                return batch
             for records in fetched.values():
                 batch.extend(
                     InboundMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records
                 )
-            if batch and deadline is None:
-                deadline = time.monotonic() + window
-            if not batch and deadline is None:
+            if not batch and (deadline is None or not self._guard.healthy):
                 return batch
+            if window <= 0:
+                return batch
+            if deadline is None:
+                deadline = time.monotonic() + window
         return batch
 
     async def _handle(self, consumer: AIOKafkaConsumer, messages: Sequence[InboundMessage]) -> None:
