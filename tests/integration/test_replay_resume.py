@@ -195,3 +195,8 @@ async def test_exit_codes(env: dict[str, str]) -> None:
     assert code == 2
     code, output = await replay(env, "--resume", "no-such-run")
     assert code == 1 and "no replay run" in output
+    # a configuration error is not an outage: it ends the run at once, saying what to fix
+    dsn = env["MODSTREAM_POSTGRES_DSN"].replace("modstream:modstream@", "modstream:wrong@")
+    bad = {**env, "MODSTREAM_POSTGRES_DSN": dsn}
+    code, output = await replay(bad, "--id-prefix", "none-", limit_s=60)
+    assert code == 1 and "MODSTREAM_POSTGRES_DSN" in output and "refused" in output
