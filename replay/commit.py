@@ -118,6 +118,14 @@ def with_rejections(state: dict[str, Any], rejected: Sequence[Rejection]) -> dic
     }
 
 
+def rejections_of(state: dict[str, Any]) -> dict[str, Any]:
+    """The report's ``rejected`` count and ``rejected_posts`` list from the run state."""
+    return {
+        "rejected": int(state.get("rejected", 0)),
+        "rejected_posts": list(state.get("rejected_posts", [])),
+    }
+
+
 class PostgresChunkSink:
     """Writes a part of a chunk inside a savepoint of ``conn``'s transaction, then publishes it;
     a failure rolls the part's rows back, so a rejected post leaves nothing behind."""

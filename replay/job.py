@@ -32,7 +32,7 @@ from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
 from replay import store
 from replay.batches import BatchPhase, count_estimate
-from replay.commit import ChunkDone, commit_chunk
+from replay.commit import ChunkDone, commit_chunk, rejections_of
 from replay.decide import ChunkPlan, ReplayPost, decide_chunk, prepare_text
 from replay.outage import GuardedBatchClient, ReplayGuard, open_pool
 from replay.progress import progress_bar, show_status
@@ -390,6 +390,7 @@ class ReplayJob:
             "posts_this_process": self._tally.posts - posts_before,
             "posts_per_s": throughput(self._tally.posts - posts_before, duration),
             "resumes": int(self._state.get("resumes", 0)),
+            **rejections_of(self._state),
             "finished_at": datetime.now(UTC).isoformat(),
         }
         if error is not None:
@@ -464,7 +465,7 @@ class ReplayJob:
             status=status,
             posts=report["posts"],
             changed=report["changed"],
-            rejected=int(self._state.get("rejected", 0)),
+            rejected=report["rejected"],
         )
         if self._s.replay_webhook_url:
             await post_report(

@@ -174,6 +174,10 @@ def render_text(report: dict[str, Any]) -> str:
             f"(real time ${frontier.get('realtime_price_usd', 0)}, saved "
             f"${frontier.get('saved_usd', 0)}{', estimated' if frontier.get('estimated') else ''})"
         )
+    if report.get("rejected"):
+        lines.append(
+            f"  rejected {report['rejected']} posts (not written; ids and reasons in the report)"
+        )
     if report.get("error"):
         lines.append(f"  error: {report['error']}")
     return "\n".join(lines)

@@ -11,6 +11,7 @@ from replay.commit import (
     Rejection,
     deliver_isolating,
     plan_post_ids,
+    rejections_of,
     with_rejections,
 )
 from replay.decide import ChunkPlan, ReplayPost, decide_chunk
@@ -104,3 +105,5 @@ def test_rejections_add_up_in_the_run_state_and_the_list_is_capped() -> None:
     assert isinstance(capped["rejected_posts"], list)
     assert len(capped["rejected_posts"]) == MAX_REJECTED_LISTED
     assert "rejected" not in state  # the caller's state is not changed
+    assert rejections_of(state) == {"rejected": 0, "rejected_posts": []}
+    assert rejections_of(capped)["rejected"] == MAX_REJECTED_LISTED + 6

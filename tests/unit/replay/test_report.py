@@ -76,3 +76,6 @@ def test_throughput_and_render() -> None:
     }
     text = render_text(report)
     assert "allow->remove" in text and "p1" in text and "borderline sent 2" in text
+    assert "rejected" not in text
+    rejected = render_text({**report, "rejected": 2, "rejected_posts": [{"post_id": "p9"}]})
+    assert "rejected 2 posts" in rejected
