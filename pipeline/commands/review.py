@@ -44,7 +44,7 @@ def serve(ctx: CommandContext, host: str | None, port: int | None) -> None:
 
 async def _add_user(settings: Settings, username: str, password: str, role: str) -> None:
     from pipeline.review.accounts import Accounts
-    from pipeline.review.core import Role
+    from pipeline.review.rules import Role
     from pipeline.store.pg import PostgresStore
 
     store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())

@@ -19,9 +19,9 @@ from datetime import datetime
 import asyncpg
 
 from pipeline.review import audit
-from pipeline.review.core import Role
 from pipeline.review.errors import InvalidInputError, UserExistsError
 from pipeline.review.passwords import PasswordPool
+from pipeline.review.rules import Role
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 

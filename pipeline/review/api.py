@@ -11,10 +11,10 @@ from aiohttp import web
 
 from pipeline.log import get_logger
 from pipeline.review.context import CONTEXT, ReviewContext
-from pipeline.review.core import Role
 from pipeline.review.errors import InvalidInputError
 from pipeline.review.filters import parse_filter
 from pipeline.review.inputs import json_object
+from pipeline.review.rules import Role
 from pipeline.review.security import current_session, lead_only, session_token
 from schemas import Verdict
 
@@ -62,8 +62,8 @@ async def logout_others(request: web.Request) -> web.Response:
 
 
 async def queue(request: web.Request) -> web.Response:
-    entries = await _ctx(request).queue.entries(parse_filter(request.query))
-    return reply({"items": [asdict(entry) for entry in entries]})
+    page = await _ctx(request).queue.page(parse_filter(request.query))
+    return reply({"items": [asdict(entry) for entry in page.entries], "next": page.next})
 
 
 async def item(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from pipeline.review.cursor import Cursor, decode_cursor
 from pipeline.review.errors import InvalidInputError
 from schemas import ReviewReason
 
@@ -33,6 +34,8 @@ class QueueFilter:
     min_severity: float = 0.0
     post_prefix: str | None = None
     limit: int = 100
+    after: Cursor | None = None
+    """Start after this row (the ``next`` cursor of the previous page); ``None``: first page."""
 
     @property
     def like_pattern(self) -> str | None:
@@ -67,4 +70,8 @@ def parse_filter(params: Mapping[str, str]) -> QueueFilter:
     raw_limit = params.get("limit") or "100"
     if not raw_limit.isascii() or not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise InvalidInputError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
-    return QueueFilter(state, reason, min_severity, prefix, int(raw_limit))
+    raw_after = params.get("after") or None
+    after = decode_cursor(raw_after) if raw_after is not None else None
+    if after is not None and after.decided != (state is State.DECIDED):
+        raise InvalidInputError("after must be a cursor of this state's view; start over")
+    return QueueFilter(state, reason, min_severity, prefix, int(raw_limit), after)

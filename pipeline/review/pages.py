@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 from pipeline.log import get_logger
 from pipeline.review.context import CONTEXT, SESSION, ReviewContext
-from pipeline.review.core import should_blur
 from pipeline.review.errors import BusyError, ReviewError
 from pipeline.review.filters import QueueFilter, parse_filter
 from pipeline.review.inputs import form
 from pipeline.review.ratelimit import retry_after_header
+from pipeline.review.rules import should_blur
 from pipeline.review.security import (
     TOKEN,
     current_session,
@@ -133,12 +134,17 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         error = None
     except ReviewError as exc:
         flt, error = QueueFilter(), str(exc)
-    entries = await _ctx(request).queue.entries(flt)
+    page = await _ctx(request).queue.page(flt)
+    next_url = None
+    if page.next is not None:
+        kept = {k: v for k, v in request.query.items() if k != "after"}
+        next_url = "/?" + urlencode({**kept, "after": page.next})
     return render(
         request,
         "queue.html",
         400 if error else 200,
-        entries=entries,
+        entries=page.entries,
+        next_url=next_url,
         flt=flt,
         error=error,
         reasons=["fallback", "escalate", "batch_flip", "appeal"],

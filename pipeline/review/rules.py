@@ -1,8 +1,12 @@
-"""Pure rules of the review queue: priority, human decision ids, appeal outcomes, percentiles.
+"""Pure rules of the review queue: priority, human decision ids, appeal outcomes, blurring.
 
 Priority ages: ``priority = severity + age_seconds / aging_seconds``. Severity is in [0, 1], so
 with ``aging_seconds = 3600`` an item of severity 0 that waited an hour ranks with a fresh item of
 severity 1; nothing starves, yet severe items jump ahead of mild ones of the same age.
+
+Priority key: ``priority_key = epoch(enqueued_at) - severity * aging_seconds``, lowest first, orders
+items exactly as the priority does, highest first (``priority = (epoch(now) - key) / aging``), but
+does not involve the clock, so Postgres indexes it (migration 0004, ``review_priority_key``).
 
 Human decision ids: ``decision_id(post_id, human, "human", "review:<item_id>")``. A review item is
 decided at most once, so the id is unique per human decision (a post decided again on appeal gets
@@ -36,6 +40,15 @@ class AppealOutcome(StrEnum):
 def priority(severity: float, age_seconds: float, aging_seconds: float) -> float:
     """The aging score that orders the queue (higher first)."""
     return severity + max(age_seconds, 0.0) / aging_seconds
+
+
+def priority_key(enqueued_at: datetime, severity: float, aging_seconds: float) -> float:
+    """The clock-free sort key of :func:`priority` (lower first); Postgres computes the same.
+
+    The orders agree for items enqueued in the past; :func:`priority` treats a future
+    ``enqueued_at`` (clock skew) as now, the key keeps it (the queue never clamped either).
+    """
+    return enqueued_at.timestamp() - severity * aging_seconds
 
 
 def human_policy_version(item_id: str) -> str:

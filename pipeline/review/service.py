@@ -19,6 +19,7 @@ from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
 from pipeline.ops import OpsServer
 from pipeline.review.accounts import Accounts
+from pipeline.review.aging import apply_aging
 from pipeline.review.context import ReviewContext
 from pipeline.review.gate import AnalysisGate
 from pipeline.review.limits import ReviewLimits, Transport
@@ -95,6 +96,7 @@ async def running_review(
     ops: OpsServer | None = None
     sweeper: asyncio.Task[None] | None = None
     try:
+        await apply_aging(store.pool, settings.review_aging_seconds)
         await publisher.start()
         metrics = ReviewMetrics()
         health = Health()

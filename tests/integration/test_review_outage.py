@@ -19,7 +19,7 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from pipeline.config import Settings
-from pipeline.review.core import Role
+from pipeline.review.rules import Role
 from pipeline.review.service import running_review
 from pipeline.stack.postgres import PostgresServer
 from pipeline.store.migrate import migrate

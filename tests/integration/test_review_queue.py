@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import ServiceUnavailableError
-from pipeline.review.core import human_decision_id
 from pipeline.review.filters import QueueFilter
 from pipeline.review.queue import ReviewQueue
+from pipeline.review.rules import human_decision_id
 from schemas import DecisionEvent, ReviewReason, Verdict, decode
 from tests.fixtures.review import (
     ReviewEnv,
@@ -98,7 +98,7 @@ async def test_release_expired_marks_items_pending(review_env: ReviewEnv) -> Non
     assert await short.claim("carol-rv", flt=QueueFilter(post_prefix=prefix)) is not None
     await asyncio.sleep(0.3)
     assert await short.release_expired() >= 1
-    [entry] = await short.entries(QueueFilter(post_prefix=prefix))
+    [entry] = (await short.page(QueueFilter(post_prefix=prefix))).entries
     assert entry.state == "pending" and entry.claimed_by is None
 
 
@@ -110,7 +110,7 @@ async def test_priority_ages_old_mild_items_above_fresh_severe_ones(review_env: 
     )
     fresh_mild = await seed_items(review_env.store, prefix + "c", 1, severity=0.2)
     queue = review_env.app.context.queue  # aging 3600 s: 0.1 + 2 h beats 0.9 fresh
-    order = [e.item_id for e in await queue.entries(QueueFilter(post_prefix=prefix))]
+    order = [e.item_id for e in (await queue.page(QueueFilter(post_prefix=prefix))).entries]
     assert order == [old_mild[0].item_id, fresh_severe[0].item_id, fresh_mild[0].item_id]
     claim = await queue.claim("dave-rv", flt=QueueFilter(post_prefix=prefix))
     assert claim is not None and claim.item_id == old_mild[0].item_id

@@ -8,7 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.review.core import (
+from pipeline.review.errors import InvalidInputError
+from pipeline.review.filters import QueueFilter, State, parse_filter
+from pipeline.review.passwords import hash_password, verify_password
+from pipeline.review.rules import (
     AppealOutcome,
     appeal_outcome,
     appeal_severity,
@@ -17,9 +20,6 @@ from pipeline.review.core import (
     priority,
     should_blur,
 )
-from pipeline.review.errors import InvalidInputError
-from pipeline.review.filters import QueueFilter, State, parse_filter
-from pipeline.review.passwords import hash_password, verify_password
 from pipeline.review.security import safe_next
 from schemas import ReviewReason, Stage, Verdict, decision_id
 
