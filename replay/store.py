@@ -169,16 +169,27 @@ async def save_state(conn: asyncpg.Connection, run_id: str, state: dict[str, Any
     )
 
 
+#: Saved with each checkpoint, in the same transaction; a failed run keeps the stored values.
+CHECKPOINTED_KEYS = ("tally", "rejected", "rejected_posts")
+
+
 @_translating
 async def finish_run(
     conn: asyncpg.Connection, run_id: str, status: str, report: dict[str, Any]
 ) -> None:
+    """Store the final report. A failed run keeps :data:`CHECKPOINTED_KEYS` as stored: the
+    process may have stopped after a chunk committed but before it counted the chunk itself,
+    and a resume must start from the counts that match its checkpoints."""
     await conn.execute(
-        """UPDATE replay_runs SET status = $2, finished_at = now(), report = $3::jsonb
+        """UPDATE replay_runs r SET status = $2, finished_at = now(),
+               report = $3::jsonb || CASE WHEN $2 = 'failed' THEN coalesce(
+                   (SELECT jsonb_object_agg(key, value) FROM jsonb_each(r.report)
+                    WHERE key = ANY($4::text[])), '{}'::jsonb) ELSE '{}'::jsonb END
            WHERE run_id = $1""",
         run_id,
         status,
         json.dumps(report),
+        list(CHECKPOINTED_KEYS),
     )
 
 

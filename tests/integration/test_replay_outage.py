@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import os
 import shutil
+import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -32,10 +34,11 @@ from replay import store
 from replay.commit import ChunkDone, commit_chunk
 from replay.decide import ReplayPost, decide_chunk
 from replay.job import ReplayError, ReplayJob, ReplayRequest
+from replay.job import _interruptible as interruptible
 from replay.outage import ReplayGuard
 from schemas import DecisionEvent, ReviewItem
 from tests.fixtures.outage import DisposableStack, disposable_stack
-from tests.fixtures.services import isolated_settings, read_topic
+from tests.fixtures.services import fetch_rows, isolated_settings, read_topic
 from tests.integration.test_replay import POLICY, KeywordClassifier
 from tests.integration.test_replay_resume import seed, state
 
@@ -368,5 +371,66 @@ async def test_a_post_postgres_refuses_is_isolated_and_a_retried_commit_is_not_r
         assert [r["post_id"] for r in await pool.fetch(rows, pre + "%")] == kept
         report = await pool.fetchval("SELECT report FROM replay_runs WHERE run_id = $1", run_id)
         assert json.loads(report)["rejected_posts"] == [rejection]
+        # a run that fails keeps the counts saved with its last checkpoint, whatever it held
+        async with pool.acquire() as conn:
+            late = {"tally": {"posts": 999}, "rejected": 0, "error": "stopped"}
+            await store.finish_run(conn, run_id, "failed", late)
+        report = await pool.fetchval("SELECT report FROM replay_runs WHERE run_id = $1", run_id)
+        assert json.loads(report) == {**late, "tally": stored["tally"], "rejected": 1} | {
+            "rejected_posts": [rejection]
+        }
     finally:
         await pool.close()
+
+
+async def test_sigterm_stops_with_a_resume_hint_and_resuming_continues(
+    stack_settings: Settings,
+) -> None:
+    """SIGTERM mid-run (k8s stopping the pod): the run is marked failed, the error names
+    ``--resume RUN_ID``, and resuming finishes without redoing committed chunks."""
+    settings = await isolated_settings(
+        stack_settings, "replay-term", replay_chunk_size=CHUNK, replay_frontier_batches=False
+    )
+    prefix = f"rt{uuid.uuid4().hex[:8]}-"
+    conn = await asyncpg.connect(settings.postgres_dsn.get_secret_value())
+    try:
+        await seed(conn, prefix, texts())
+    finally:
+        await conn.close()
+    watch = Watch(settings)
+    pool = await asyncpg.create_pool(settings.postgres_dsn.get_secret_value(), min_size=1)
+    publisher = KafkaEventPublisher(settings)
+    await publisher.start()
+    try:
+        job = ReplayJob(
+            settings,
+            ReplayRequest(id_prefix=prefix, progress=False),
+            pool=pool,
+            classifier=KeywordClassifier(),
+            policy=POLICY,
+            publisher=publisher,
+        )
+        task = asyncio.create_task(interruptible(job))
+        await until(lambda: _at_least(watch, prefix, 2), "2 chunks", limit_s=60, task=task)
+        os.kill(os.getpid(), signal.SIGTERM)  # the job's handler cancels it
+        with pytest.raises(ReplayError) as stopped:
+            await asyncio.wait_for(task, 30)
+    finally:
+        await publisher.stop()
+        await pool.close()
+    run = await fetch_rows(
+        settings,
+        "SELECT run_id, status FROM replay_runs WHERE params->'selection'->>'id_prefix' = $1",
+        prefix,
+    )
+    assert [r["status"] for r in run] == ["failed"]
+    run_id = run[0]["run_id"]
+    assert "interrupted by SIGTERM" in str(stopped.value)
+    assert f"modstream replay --resume {run_id}" in str(stopped.value)
+    done = await watch.checkpoints(prefix)
+    assert done is not None and 2 <= done < CHUNKS
+
+    guard = ReplayGuard(max_outage_seconds=30, backoff_cap_seconds=1)
+    resumed = await run_replay(settings, prefix, guard, resume=run_id)
+    assert resumed["status"] == "succeeded" and resumed["resumes"] == 1
+    assert resumed["posts"] == POSTS and resumed["posts_this_process"] == POSTS - done * CHUNK
