@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +24,9 @@ from pydantic import SecretStr
 
 from pipeline.config import Settings
 from pipeline.core.policy import Policy, Thresholds
+from pipeline.core.resilience import ProviderErrorKind
 from pipeline.frontier.client import FrontierClient
+from pipeline.frontier.errors import FrontierError
 from pipeline.frontier.sim import SimConfig, SimulatorServer
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.store.pg import PostgresStore
@@ -116,7 +119,7 @@ async def run_job(
     request: ReplayRequest,
     *,
     classifier: FixedScoreClassifier | None = None,
-    frontier: FrontierClient | None = None,
+    frontier: FrontierClient | FlakyBatches | None = None,
 ) -> dict[str, Any]:
     publisher = None
     if not request.dry_run:
@@ -477,3 +480,58 @@ async def test_interrupted_while_polling_collects_the_same_batch(
         settings, "SELECT verdict FROM current_verdicts WHERE post_id = $1", ids[0]
     )
     assert current[0]["verdict"] == "remove"
+
+
+class FlakyBatches:
+    """The frontier client whose batch calls each fail twice with a connection error first,
+    and whose first results stream breaks after one result."""
+
+    def __init__(self, client: FrontierClient) -> None:
+        self._client = client
+        self.failures: Counter[str] = Counter()
+
+    @property
+    def model(self) -> str:
+        return self._client.model
+
+    def _fail(self, call: str, times: int = 2) -> None:
+        if self.failures[call] < times:
+            self.failures[call] += 1
+            raise FrontierError(ProviderErrorKind.CONNECTION, "connection failed")
+
+    async def submit_batch(self, items: Sequence[tuple[str, str]]) -> str:
+        self._fail("submit")
+        return await self._client.submit_batch(items)
+
+    async def poll_batch(self, batch_id: str, *, timeout_s: float | None = None) -> Any:
+        self._fail("poll")
+        return await self._client.poll_batch(batch_id, timeout_s=timeout_s)
+
+    async def batch_results(self, batch_id: str) -> AsyncIterator[Any]:
+        async for item in self._client.batch_results(batch_id):
+            yield item
+            self._fail("results", times=1)
+
+
+async def test_message_batches_ride_out_provider_errors(
+    settings: Settings, pool: asyncpg.Pool, sim: SimulatorServer
+) -> None:
+    pre = prefix()
+    ids = await seed(pool, pre, ["KEY_BORDER I will kill you", "KEY_BORDER nice", "plain"])
+    local = settings.model_copy(update={"anthropic_base_url": sim.url})
+    async with FrontierClient(local) as client:
+        flaky = FlakyBatches(client)
+        report = await run_job(
+            local, pool, ReplayRequest(id_prefix=pre, progress=False), frontier=flaky
+        )
+    assert flaky.failures == {"submit": 2, "poll": 2, "results": 1}
+    assert report["status"] == "succeeded"
+    assert report["frontier"]["borderline_sent"] == 2 and report["frontier"]["decided"] == 2
+    rows = await fetch_rows(
+        settings,
+        "SELECT post_id, count(*) AS n FROM verdicts WHERE post_id LIKE $1 AND model_version = $2"
+        " GROUP BY post_id",
+        pre + "%",
+        local.anthropic_model,
+    )
+    assert {r["post_id"]: r["n"] for r in rows} == {ids[0]: 1, ids[1]: 1}
