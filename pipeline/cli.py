@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "pipeline.commands.frontier",
     "pipeline.commands.bench_frontier",
     "pipeline.commands.bench_realtime",
+    "pipeline.commands.bench_review",
     "pipeline.commands.review",
     "replay.cli",
     "devtools.soak.command",

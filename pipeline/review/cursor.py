@@ -17,7 +17,7 @@ from datetime import datetime
 
 from pipeline.review.errors import InvalidInputError
 
-MAX_CURSOR = 300
+MAX_CURSOR = 512
 _BAD = "after must be the next-page cursor of an earlier page of this view"
 
 
@@ -35,7 +35,7 @@ class Cursor:
 
 def encode_cursor(cursor: Cursor) -> str:
     key = cursor.key.isoformat() if isinstance(cursor.key, datetime) else cursor.key
-    raw = json.dumps([key, cursor.item_id], separators=(",", ":")).encode()
+    raw = json.dumps([key, cursor.item_id], separators=(",", ":"), ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -20,8 +20,15 @@ SELECT 1 FROM appeals a
 LEFT JOIN review_items d ON d.post_id = a.post_id AND d.decision_id = a.source_decision_id
 WHERE a.item_id = {item} AND {reviewer} IN (a.appealed_by, d.decided_by)
 """
-NOT_CONFLICTED = f"NOT EXISTS ({_CONFLICTED.format(item='review_items.item_id', reviewer='$1')})"
-"""A condition on ``review_items`` rows: the reviewer (bind parameter ``$1``) is independent."""
+NOT_CONFLICTED = (
+    "(review_items.reason <> 'appeal' OR NOT EXISTS "
+    f"({_CONFLICTED.format(item='review_items.item_id', reviewer='$1')}))"
+)
+"""A condition on ``review_items`` rows: the reviewer (bind parameter ``$1``) is independent.
+
+Only appeal items can conflict; the ``OR`` keeps the check a per-row lookup of that item's appeal
+(primary key) instead of an anti-join over every appeal, so claims stay independent of how many
+appeals there have been."""
 
 _ROLE = """
 SELECT CASE WHEN a.appealed_by = $2 THEN 'appellant' ELSE 'decider' END

@@ -72,6 +72,6 @@ def parse_filter(params: Mapping[str, str]) -> QueueFilter:
         raise InvalidInputError(f"limit must be a whole number from 1 to {MAX_LIMIT}")
     raw_after = params.get("after") or None
     after = decode_cursor(raw_after) if raw_after is not None else None
-    if after is not None and after.decided != (state is State.DECIDED):
+    if after is not None and state is not State.ALL and after.decided != (state is State.DECIDED):
         raise InvalidInputError("after must be a cursor of this state's view; start over")
     return QueueFilter(state, reason, min_severity, prefix, int(raw_limit), after)

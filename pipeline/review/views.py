@@ -1,15 +1,16 @@
 """Reading the queue: keyset pages of the queue view, one item with its history, a post's text.
 
-A page is at most ``limit`` rows read from an index in order: open, pending and "all" views in
-priority order (``review_items_claim_idx``, ``review_items_priority_idx``), claimed items from the
-live leases, decided items newest first (``review_items_decided_page_idx``). The next page starts
-after the last row's key (:mod:`pipeline.review.cursor`), never at an ``OFFSET``.
+A page is at most ``limit`` rows read from an index in order: open and pending views in priority
+order (``review_items_claim_idx``), claimed items from the live leases, decided items newest first
+(``review_items_decided_page_idx``), and the "all" view as the open items followed by the decided
+ones. The next page starts after the last row's key (:mod:`pipeline.review.cursor`), never at an
+``OFFSET``.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,6 @@ _STATE_WHERE = {
     State.PENDING: CLAIMABLE,
     State.CLAIMED: LIVE_CLAIM,
     State.DECIDED: "status = 'decided'",
-    State.ALL: "true",
 }
 _PAGE = """
 SELECT item_id, post_id, reason, severity, {state} AS state,
@@ -76,7 +76,7 @@ def _entry(row: asyncpg.Record) -> QueueEntry:
 
 
 def page_query(flt: QueueFilter, aging_seconds: float) -> tuple[str, list[Any]]:
-    """The statement of one page of the view ``flt`` and its parameters."""
+    """The statement of one page of the view ``flt`` (not "all") and its parameters."""
     params: list[Any] = [aging_seconds]
     where = [_STATE_WHERE[flt.state], *filter_conditions(flt, params)]
     decided = flt.state is State.DECIDED
@@ -94,10 +94,23 @@ def page_query(flt: QueueFilter, aging_seconds: float) -> tuple[str, list[Any]]:
 class QueueViews(QueueBase):
     async def page(self, flt: QueueFilter) -> QueuePage:
         """One page of the queue view ``flt`` (state, filters, limit, cursor)."""
+        if flt.state is not State.ALL:
+            return await self._page(flt)
+        # "all": the open items in priority order, then the decided ones, newest first.
+        if flt.after is not None and flt.after.decided:
+            return await self._page(replace(flt, state=State.DECIDED))
+        open_items = await self._page(replace(flt, state=State.OPEN))
+        if open_items.next is not None:
+            return open_items
+        rest = flt.limit - len(open_items.entries)
+        decided = await self._page(replace(flt, state=State.DECIDED, limit=rest, after=None))
+        return QueuePage(open_items.entries + decided.entries, decided.next)
+
+    async def _page(self, flt: QueueFilter) -> QueuePage:
         sql, params = page_query(flt, self._aging)
-        rows = await self._pool.fetch(sql, *params)
+        rows = await self._pool.fetch(sql, *params) if flt.limit > 0 else []
         following = None
-        if len(rows) == flt.limit:
+        if rows and len(rows) == flt.limit:
             last = rows[-1]
             key = last["decided_at"] if flt.state is State.DECIDED else last["priority_key"]
             following = encode_cursor(Cursor(key, last["item_id"]))
