@@ -28,6 +28,7 @@ from classifiers.base import Classifier
 from pipeline.config import Settings
 from pipeline.core.policy import Policy
 from pipeline.errors import ModerationError
+from pipeline.frontier.config import ClientConfig
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
 from replay import store
@@ -534,7 +535,7 @@ async def run(
             if settings.replay_frontier_batches and settings.anthropic_api_key.get_secret_value():
                 from pipeline.frontier.client import FrontierClient
 
-                frontier = FrontierClient(settings)
+                frontier = FrontierClient(ClientConfig.from_settings(settings))
         job = ReplayJob(
             settings,
             request,

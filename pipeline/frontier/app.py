@@ -21,15 +21,46 @@ from pipeline.config import Settings
 from pipeline.core.backoff import BackoffPolicy
 from pipeline.errors import DependencyUnavailableError
 from pipeline.frontier.client import FrontierClient
+from pipeline.frontier.config import ClientConfig, DeciderConfig
 from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.metrics import FrontierMetrics
 from pipeline.frontier.stage import FrontierStage
+from pipeline.kafka.consumer import ConsumerConfig
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
 from pipeline.ops import OpsServer
+from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.store.pg import PostgresStore
 
 log = get_logger(__name__)
+
+
+def frontier_stage(
+    settings: Settings,
+    *,
+    decider: FrontierDecider,
+    publisher: EventPublisher,
+    store: VerdictStore,
+    metrics: FrontierMetrics,
+    guard: DependencyGuard,
+) -> FrontierStage:
+    """The stage with its slice of the settings (input topic, group, in-flight limit)."""
+    return FrontierStage(
+        ConsumerConfig(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.frontier_group_id,
+            client_id=f"{settings.kafka_client_id}-frontier",
+            topic=settings.topic_borderline,
+            max_poll_records=settings.frontier_max_in_flight,
+        ),
+        max_in_flight=settings.frontier_max_in_flight,
+        dead_letter_max_bytes=settings.dead_letter_max_value_bytes,
+        decider=decider,
+        publisher=publisher,
+        store=store,
+        metrics=metrics,
+        guard=guard,
+    )
 
 
 @asynccontextmanager
@@ -43,7 +74,7 @@ async def build_frontier(
     broker refuses this process.
     """
     metrics = FrontierMetrics(CollectorRegistry())
-    client = FrontierClient(settings, usage_sink=metrics.record_usage)
+    client = FrontierClient(ClientConfig.from_settings(settings), usage_sink=metrics.record_usage)
     store = await PostgresStore.open(settings.postgres_dsn.get_secret_value())
     publisher = KafkaEventPublisher(settings, client_id=f"{settings.kafka_client_id}-frontier")
     guard = DependencyGuard(
@@ -52,9 +83,9 @@ async def build_frontier(
         probes={"postgres": store.check, "kafka": publisher.check},
         registry=metrics.registry,
     )
-    stage = FrontierStage(
+    stage = frontier_stage(
         settings,
-        decider=FrontierDecider(client, settings, metrics=metrics),
+        decider=FrontierDecider(client, DeciderConfig.from_settings(settings), metrics=metrics),
         publisher=publisher,
         store=store,
         metrics=metrics,

@@ -25,6 +25,7 @@ import aiohttp
 
 from pipeline.config import Settings
 from pipeline.frontier.client import FrontierClient
+from pipeline.frontier.config import ClientConfig, DeciderConfig
 from pipeline.frontier.decide import FrontierDecider, Outcome
 from schemas import BorderlineRequest, Stage
 
@@ -181,8 +182,8 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
         bench_settings = settings.model_copy(
             update={"anthropic_base_url": url, "anthropic_api_key": settings.anthropic_api_key}
         )
-        async with FrontierClient(bench_settings) as client:
-            decider = FrontierDecider(client, bench_settings)
+        async with FrontierClient(ClientConfig.from_settings(bench_settings)) as client:
+            decider = FrontierDecider(client, DeciderConfig.from_settings(bench_settings))
             started = time.monotonic()
             results = await drive(decider, config, settings.sla_seconds)
             wall = time.monotonic() - started

@@ -24,7 +24,6 @@ import anthropic
 from anthropic.types import Message, MessageParam, TextBlockParam, ToolChoiceParam, ToolParam
 from anthropic.types.messages.batch_create_params import Request as BatchRequest
 
-from pipeline.config import Settings
 from pipeline.core.cost import CallMode, PriceTable, TokenUsage, cost_usd
 from pipeline.core.frontier_answer import (
     TOOL_NAME,
@@ -34,6 +33,7 @@ from pipeline.core.frontier_answer import (
     tool_schema,
 )
 from pipeline.core.resilience import ProviderErrorKind
+from pipeline.frontier.config import ClientConfig
 from pipeline.frontier.errors import FrontierError
 from pipeline.frontier.prompt import POLICY, analysis_turn, user_turn
 from pipeline.log import get_logger
@@ -165,30 +165,23 @@ class FrontierClient:
 
     def __init__(
         self,
-        settings: Settings,
+        config: ClientConfig,
         *,
         usage_sink: UsageSink | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
-        key = settings.anthropic_api_key.get_secret_value()
-        if not key:
+        if not config.api_key:
             raise FrontierError(
                 ProviderErrorKind.AUTH,
                 "no API key: set MODSTREAM_ANTHROPIC_API_KEY (any value for the simulator)",
             )
-        self._settings = settings
+        self._config = config
         self._usage_sink = usage_sink
-        self._model = settings.anthropic_model
-        self._prices = PriceTable(
-            input_per_mtok=settings.frontier_price_input_per_mtok,
-            output_per_mtok=settings.frontier_price_output_per_mtok,
-            cache_write_per_mtok=settings.frontier_price_cache_write_per_mtok,
-            cache_read_per_mtok=settings.frontier_price_cache_read_per_mtok,
-            batch_multiplier=settings.frontier_batch_price_multiplier,
-        )
+        self._model = config.model
+        self._prices = config.prices
         self._sdk = anthropic.AsyncAnthropic(
-            api_key=key,
-            base_url=settings.anthropic_base_url,
+            api_key=config.api_key,
+            base_url=config.base_url,
             max_retries=0,
             timeout=60.0,
             default_headers=dict(default_headers or {}),
@@ -200,7 +193,7 @@ class FrontierClient:
             {
                 "name": TOOL_NAME,
                 "description": "Record the moderation verdict for the post.",
-                "input_schema": tool_schema(settings.frontier_max_rationale_chars),
+                "input_schema": tool_schema(config.max_rationale_chars),
             }
         ]
         self._tool_choice: ToolChoiceParam = {"type": "tool", "name": TOOL_NAME}
@@ -232,7 +225,7 @@ class FrontierClient:
         messages: list[MessageParam] = [{"role": "user", "content": user_turn(text)}]
         return {
             "model": self._model,
-            "max_tokens": self._settings.anthropic_max_tokens,
+            "max_tokens": self._config.max_tokens,
             "system": self._system,
             "tools": self._tools,
             "tool_choice": self._tool_choice,
@@ -254,7 +247,7 @@ class FrontierClient:
             raise provider_error(exc) from None
         usage = _usage(message)
         usd = self._account(CallMode.REALTIME, usage)
-        answer = answer_of(message, max_rationale_chars=self._settings.frontier_max_rationale_chars)
+        answer = answer_of(message, max_rationale_chars=self._config.max_rationale_chars)
         return Classified(answer=answer, usage=usage, cost_usd=usd, request_id=message.id)
 
     # --- batch ---------------------------------------------------------------------------
@@ -303,7 +296,7 @@ class FrontierClient:
         Transient errors (429/529/5xx/connection) are polled through; others are raised.
         ``timeout_s`` bounds the whole wait (``TimeoutError``).
         """
-        delay = self._settings.frontier_batch_poll_initial_seconds
+        delay = self._config.batch_poll_initial_seconds
         async with asyncio.timeout(timeout_s):
             while True:
                 try:
@@ -316,7 +309,7 @@ class FrontierClient:
                     log.warning("frontier.batch_poll_error", batch_id=batch_id, kind=exc.kind)
                     delay = max(delay, exc.retry_after_s or 0.0)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, self._settings.frontier_batch_poll_max_seconds)
+                delay = min(delay * 2, self._config.batch_poll_max_seconds)
 
     async def cancel_batch(self, batch_id: str) -> BatchStatus:
         try:
@@ -327,7 +320,7 @@ class FrontierClient:
 
     async def batch_results(self, batch_id: str) -> AsyncIterator[BatchItem]:
         """Stream the results of an ended batch (any order; match on ``custom_id``)."""
-        limit = self._settings.frontier_max_rationale_chars
+        limit = self._config.max_rationale_chars
         try:
             decoder = await self._sdk.messages.batches.results(batch_id)
             async for line in decoder:
@@ -361,7 +354,7 @@ class FrontierClient:
         try:
             async with self._sdk.messages.stream(
                 model=self._model,
-                max_tokens=self._settings.anthropic_analysis_max_tokens,
+                max_tokens=self._config.analysis_max_tokens,
                 system=self._system,
                 messages=messages,
             ) as stream:

@@ -11,19 +11,13 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka import errors as kafka_errors
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka import TopicPartition
 
 from pipeline.availability import DependencyGuard
 from pipeline.core.offsets import OffsetTracker
 from pipeline.errors import DependencyUnavailableError
-from pipeline.kafka.errors import translated
-from pipeline.log import get_logger
+from pipeline.kafka.consumer import StageConsumer
 
-log = get_logger(__name__)
-
-_SUPERSEDED = (kafka_errors.CommitFailedError, kafka_errors.IllegalStateError)
 _COMMIT_SECONDS = 5.0
 
 
@@ -48,20 +42,18 @@ class OffsetCommitter:
         for tp in revoked:
             self._uncommitted.pop(tp, None)
 
-    async def commit(self, consumer: AIOKafkaConsumer) -> None:
+    async def commit(self, consumer: StageConsumer) -> None:
         """Commit what is committable now; keep it for later while the broker is down."""
+        if not consumer.started:
+            return
         async with self._lock:
             for tp, offset in self.tracker.committable().items():
                 self._uncommitted[tp] = max(offset, self._uncommitted.get(tp, 0))
             if not self._uncommitted or "kafka" in self._guard.down():
                 return
-            offsets = {tp: OffsetAndMetadata(o, "") for tp, o in self._uncommitted.items()}
             try:
-                with translated():
-                    await asyncio.wait_for(consumer.commit(offsets), timeout=_COMMIT_SECONDS)
+                await consumer.commit(self._uncommitted, within=_COMMIT_SECONDS)
             except DependencyUnavailableError as exc:
-                if not isinstance(exc.__cause__, _SUPERSEDED):
-                    self._guard.mark_down(exc.dependency, exc.detail)
-                    return
-                log.warning("frontier.commit_superseded", error=exc.detail)
+                self._guard.mark_down(exc.dependency, exc.detail)
+                return
             self._uncommitted.clear()

@@ -16,7 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from pipeline.config import Settings
 from pipeline.core.deadline import Deadline
 from pipeline.core.fallback import (
     FallbackCause,
@@ -28,14 +27,13 @@ from pipeline.core.fallback import (
 from pipeline.core.frontier_answer import frontier_decision
 from pipeline.core.policy import Policy, load_policy
 from pipeline.core.resilience import (
-    BreakerPolicy,
     CircuitBreaker,
     ProviderErrorKind,
-    RetryPolicy,
     decide_retry,
 )
 from pipeline.core.verdict_guard import check_answer, reason_codes, review_detail
 from pipeline.frontier.client import Classified, FrontierClient
+from pipeline.frontier.config import DeciderConfig
 from pipeline.frontier.errors import FrontierError
 from pipeline.frontier.limits import CallLimiter
 from pipeline.frontier.metrics import FrontierMetrics
@@ -67,7 +65,7 @@ class FrontierDecider:
     def __init__(
         self,
         client: FrontierClient,
-        settings: Settings,
+        config: DeciderConfig,
         *,
         metrics: FrontierMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -76,33 +74,21 @@ class FrontierDecider:
         policy: Policy | None = None,
     ) -> None:
         self._client = client
-        self._settings = settings
+        self._config = config
         # The policy in force: its frontier_guard bounds decide when a valid answer is not final.
-        self._policy = policy if policy is not None else load_policy(settings.policy_path)
+        self._policy = policy if policy is not None else load_policy(config.policy_path)
         self._metrics = metrics
         self._clock = clock
         self._jitter = jitter
         self._extra_headers = extra_headers
         self._limiter = CallLimiter(
-            concurrency=settings.frontier_concurrency,
-            rate=settings.frontier_rate_limit_rps,
-            burst=settings.frontier_rate_limit_burst,
+            concurrency=config.limits.concurrency,
+            rate=config.limits.rate_per_second,
+            burst=config.limits.burst,
             clock=clock,
         )
-        self._breaker = CircuitBreaker(
-            BreakerPolicy(
-                window_s=settings.frontier_breaker_window_seconds,
-                min_calls=settings.frontier_breaker_min_calls,
-                failure_ratio=settings.frontier_breaker_failure_ratio,
-                open_s=settings.frontier_breaker_open_seconds,
-            )
-        )
-        self._retry = RetryPolicy(
-            max_attempts=settings.frontier_max_attempts,
-            base_backoff_s=settings.frontier_backoff_base_seconds,
-            max_backoff_s=settings.frontier_backoff_max_seconds,
-            expected_call_s=settings.frontier_expected_call_seconds,
-        )
+        self._breaker = CircuitBreaker(config.breaker)
+        self._retry = config.retry
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -112,13 +98,13 @@ class FrontierDecider:
         """The request's deadline: the earlier of ``deadline_at`` and ``ingested_at`` + SLA."""
         due = min(
             request.deadline_at,
-            request.ingested_at + timedelta(seconds=self._settings.sla_seconds),
+            request.ingested_at + timedelta(seconds=self._config.sla_seconds),
         )
         return Deadline.from_wall(
             due,
             wall_now=datetime.now(UTC),
             mono_now=self._clock(),
-            margin=self._settings.frontier_publish_margin_seconds,
+            margin=self._config.publish_margin_seconds,
         )
 
     async def decide(self, request: BorderlineRequest) -> Outcome:
@@ -256,7 +242,7 @@ class FrontierDecider:
             decision = fallback_decision(
                 request,
                 reason=reason,
-                remove_threshold=self._settings.frontier_fallback_remove_threshold,
+                remove_threshold=self._config.fallback_remove_threshold,
                 decided_at=now,
             )
             review = review_item(

@@ -27,6 +27,7 @@ from classifiers.base import Classifier
 from pipeline.config import Settings
 from pipeline.core.policy import Policy
 from pipeline.frontier.client import FrontierClient
+from pipeline.frontier.config import ClientConfig, DeciderConfig
 from pipeline.frontier.decide import FrontierDecider, Outcome
 from schemas import BorderlineRequest, Stage, Verdict
 
@@ -170,8 +171,11 @@ async def run_eval(
 ) -> tuple[list[CaseResult], bool, str]:
     """Score the cases, decide them at the configured endpoint: (results, simulator?, model)."""
     scores = await classifier.apredict([case.text for case in cases])
-    async with endpoint(settings) as (target, simulator), FrontierClient(target) as client:
-        decider = FrontierDecider(client, target, policy=policy)
+    async with (
+        endpoint(settings) as (target, simulator),
+        FrontierClient(ClientConfig.from_settings(target)) as client,
+    ):
+        decider = FrontierDecider(client, DeciderConfig.from_settings(target), policy=policy)
         results = await run_cases(decider, cases, scores, target, policy)
         return results, simulator, client.model
 

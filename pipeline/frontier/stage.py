@@ -23,25 +23,22 @@ Only bugs and configuration errors end :meth:`FrontierStage.run` with an excepti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections import OrderedDict
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka import errors as kafka_errors
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from pipeline.availability import DependencyGuard, OutageInterruptedError
-from pipeline.config import Settings
 from pipeline.errors import DependencyUnavailableError, RecordRejectedError
 from pipeline.frontier.commits import OffsetCommitter
 from pipeline.frontier.decide import FrontierDecider, Outcome
 from pipeline.frontier.health import ProviderHealth
 from pipeline.frontier.metrics import FrontierMetrics
 from pipeline.frontier.writer import DecisionWriter, Inbound, PendingWrite
-from pipeline.kafka.errors import translated
+from pipeline.kafka.consumer import ConsumerConfig, StageConsumer
 from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
 from schemas import (
@@ -66,20 +63,6 @@ _STOP_GRACE_SECONDS = 10.0  # longest wait for the requests in hand on SIGTERM
 _PAUSE_TICK_SECONDS = 0.2
 
 
-class _DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Before partitions go, finish every request in hand, write what Postgres takes, commit."""
-
-    def __init__(self, stage: FrontierStage) -> None:
-        self._stage = stage
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._stage.on_revoke(set(revoked))
-        log.info("frontier.partitions_revoked", partitions=sorted(tp.partition for tp in revoked))
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        log.info("frontier.partitions_assigned", partitions=sorted(tp.partition for tp in assigned))
-
-
 def _tp(source: Inbound) -> TopicPartition:
     return TopicPartition(source.topic, source.partition)
 
@@ -89,15 +72,18 @@ class FrontierStage:
 
     def __init__(
         self,
-        settings: Settings,
+        consumer_config: ConsumerConfig,
         *,
+        max_in_flight: int,
+        dead_letter_max_bytes: int,
         decider: FrontierDecider,
         publisher: EventPublisher,
         store: VerdictStore,
         metrics: FrontierMetrics,
         guard: DependencyGuard,
     ) -> None:
-        self._settings = settings
+        self._max_in_flight = max_in_flight
+        self._dead_letter_max_bytes = dead_letter_max_bytes
         self._decider = decider
         self._publisher = publisher
         self._store = store
@@ -106,7 +92,10 @@ class FrontierStage:
         self._provider = ProviderHealth(decider.breaker, guard)
         self._writer = DecisionWriter(store, guard, chunk_size=_FLUSH_MAX)
         self._offsets = OffsetCommitter(guard)
-        self._consumer: AIOKafkaConsumer | None = None
+        self._consumer_topic = consumer_config.topic
+        self._consumer = StageConsumer(
+            consumer_config, name="frontier", guard=guard, barrier=self.on_revoke
+        )
         self._stop: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._recent: OrderedDict[str, PendingWrite] = OrderedDict()
@@ -116,13 +105,7 @@ class FrontierStage:
     def readiness(self) -> tuple[bool, str]:
         """Ready while Postgres, the broker and the provider answer and partitions are owned."""
         self._provider.sync()
-        healthy, detail = self._guard.readiness()
-        if not healthy:
-            return False, detail
-        if self._consumer is None:
-            return False, "consumer not started"
-        assigned = self._consumer.assignment()
-        return bool(assigned), f"{len(assigned)} partitions assigned"
+        return self._consumer.readiness()
 
     # --- the loop ----------------------------------------------------------------------------
 
@@ -131,33 +114,17 @@ class FrontierStage:
 
         Set during an outage, ``stop`` ends the run without committing what was not written.
         """
-        s = self._settings
         self._stop = stop
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.kafka_bootstrap_servers,
-            group_id=s.frontier_group_id,
-            client_id=f"{s.kafka_client_id}-frontier",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=s.frontier_max_in_flight,
-        )
-        consumer.subscribe([s.topic_borderline], listener=_DrainOnRevoke(self))
-        try:
-            await self._guard.call(
-                functools.partial(_start, consumer), what="start consumer", stop=stop
-            )
-        except OutageInterruptedError:
-            log.warning("frontier.stopped_before_start", reason="broker unreachable")
-            await _bounded(consumer.stop())
+        consumer = self._consumer
+        if not await consumer.start(stop):
             return
-        self._consumer = consumer
         background = [
             asyncio.create_task(self._flush_loop(stop), name="frontier-flush"),
             asyncio.create_task(self._provider.watch(), name="frontier-provider-health"),
         ]
         for task in background:
             task.add_done_callback(self._task_done)
-        log.info("frontier.started", topic=s.topic_borderline, group_id=s.frontier_group_id)
+        log.info("frontier.started", topic=self._consumer_topic, max_in_flight=self._max_in_flight)
         try:
             await self._consume(consumer, stop)
             if self._failure is None:
@@ -173,25 +140,24 @@ class FrontierStage:
             for task in [*background, *self._tasks]:
                 task.cancel()
             await asyncio.gather(*background, *self._tasks, return_exceptions=True)
-            self._consumer = None
-            await _bounded(consumer.stop())
+            await consumer.stop()
             log.info("frontier.stopped", decided=self.decided, unwritten=len(self._writer))
         if self._failure is not None:
             raise self._failure
 
-    async def _consume(self, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    async def _consume(self, consumer: StageConsumer, stop: asyncio.Event) -> None:
         while not stop.is_set() and self._failure is None:
             reason = self._pause_reason()
             if reason is not None:
                 await self._pause(consumer, stop, reason)
                 continue
-            free = self._settings.frontier_max_in_flight - len(self._tasks)
+            free = self._max_in_flight - len(self._tasks)
             if free <= 0:
                 await asyncio.wait(
                     set(self._tasks), timeout=0.1, return_when=asyncio.FIRST_COMPLETED
                 )
                 continue
-            self._spawn(await self._poll(consumer, timeout_ms=100, max_records=free))
+            self._spawn(await consumer.poll(timeout_ms=100, max_records=free))
 
     def _pause_reason(self) -> str | None:
         if "kafka" in self._guard.down():
@@ -200,32 +166,19 @@ class FrontierStage:
             return "decisions waiting for postgres"
         return None
 
-    async def _pause(self, consumer: AIOKafkaConsumer, stop: asyncio.Event, reason: str) -> None:
+    async def _pause(self, consumer: StageConsumer, stop: asyncio.Event, reason: str) -> None:
         """Fetch nothing until ``reason`` clears; keep polling so the group keeps this member."""
-        consumer.pause(*consumer.assignment())
+        consumer.pause()
         log.warning("frontier.paused", reason=reason, down=self._guard.down())
         try:
             while not stop.is_set() and self._failure is None and self._pause_reason():
                 await asyncio.sleep(_PAUSE_TICK_SECONDS)
                 # Only partitions assigned by a rebalance meanwhile can yield records: handle them.
-                self._spawn(await self._poll(consumer, timeout_ms=0, max_records=1))
+                self._spawn(await consumer.keep_alive())
         finally:
-            consumer.resume(*consumer.assignment())
+            consumer.resume()
         if not stop.is_set():
             log.info("frontier.resumed")
-
-    async def _poll(
-        self, consumer: AIOKafkaConsumer, *, timeout_ms: int, max_records: int
-    ) -> dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
-        """``getmany``, turning a broker failure into a pause instead of a crash."""
-        try:
-            with translated():
-                fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-                fetched = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-                return fetched
-        except DependencyUnavailableError as exc:
-            self._guard.mark_down(exc.dependency, exc.detail)
-            return {}
 
     def _spawn(self, fetched: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
         for tp, records in fetched.items():
@@ -331,9 +284,7 @@ class FrontierStage:
 
     async def _dead_letter(self, source: Inbound, reason: DeadLetterReason, detail: str) -> None:
         """Publish a capped dead letter for ``source`` (through broker outages); finish it."""
-        letter = source.dead_letter(
-            reason, detail, max_value_bytes=self._settings.dead_letter_max_value_bytes
-        )
+        letter = source.dead_letter(reason, detail, max_value_bytes=self._dead_letter_max_bytes)
         await self._guard.call(
             functools.partial(self._publisher.publish_dead_letters, [letter]),
             what="publish dead letter",
@@ -380,16 +331,4 @@ class FrontierStage:
         await self._commit()
 
     async def _commit(self) -> None:
-        if self._consumer is not None:
-            await self._offsets.commit(self._consumer)
-
-
-async def _start(consumer: AIOKafkaConsumer) -> None:
-    with translated():
-        await consumer.start()
-
-
-async def _bounded(stopping: Awaitable[None], seconds: float = 10.0) -> None:
-    """Stop a client without hanging on a broker that is gone."""
-    with contextlib.suppress(TimeoutError, kafka_errors.KafkaError):
-        await asyncio.wait_for(stopping, timeout=seconds)
+        await self._offsets.commit(self._consumer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Protocol
 
 from classifiers.base import Classifier
@@ -17,12 +18,14 @@ from pipeline.availability import DependencyGuard
 from pipeline.config import Settings
 from pipeline.core.backoff import BackoffPolicy
 from pipeline.core.policy import Policy
+from pipeline.kafka.consumer import ConsumerConfig
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
 from pipeline.modelstore import load_model_and_policy
 from pipeline.ops import OpsServer
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime.calibrate import calibrated_batch_limit
+from pipeline.realtime.config import RealtimeConfig
 from pipeline.store.pg import PostgresStore
 
 log = get_logger(__name__)
@@ -39,7 +42,7 @@ class RealtimeEngine(Protocol):
 class _EngineFactory(Protocol):
     def __call__(
         self,
-        settings: Settings,
+        config: RealtimeConfig,
         *,
         classifier: Classifier,
         policy: Policy,
@@ -59,6 +62,26 @@ def _engine_factory(settings: Settings) -> _EngineFactory:
     return RealtimeStage
 
 
+def realtime_config(settings: Settings) -> RealtimeConfig:
+    """The real-time stage's slice of the settings."""
+    return RealtimeConfig(
+        consumer=ConsumerConfig(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            group_id=settings.realtime_group_id,
+            client_id=f"{settings.kafka_client_id}-realtime",
+            topic=settings.topic_posts,
+            max_poll_records=settings.realtime_max_batch,
+            isolation_level="read_committed",
+        ),
+        max_batch=settings.realtime_max_batch,
+        batch_window_ms=settings.realtime_batch_window_ms,
+        sla_seconds=settings.sla_seconds,
+        max_post_bytes=settings.max_post_bytes,
+        dead_letter_max_bytes=settings.dead_letter_max_value_bytes,
+        state_dir=settings.state_dir,
+    )
+
+
 @asynccontextmanager
 async def build_realtime(settings: Settings, stop: asyncio.Event) -> AsyncIterator[RealtimeEngine]:
     """Load the model and policy, start the ops endpoints, then connect Postgres and Kafka.
@@ -67,9 +90,9 @@ async def build_realtime(settings: Settings, stop: asyncio.Event) -> AsyncIterat
     dependencies answered.
     """
     classifier, policy = load_model_and_policy(settings)
+    config = realtime_config(settings)
     if settings.realtime_calibrate_batch:
-        limit = calibrated_batch_limit(classifier, settings.realtime_max_batch)
-        settings = settings.model_copy(update={"realtime_max_batch": limit})
+        config = replace(config, max_batch=calibrated_batch_limit(classifier, config.max_batch))
     store = await PostgresStore.open(settings.postgres_dsn.get_secret_value())
     publisher = KafkaEventPublisher(settings)
     guard = DependencyGuard(
@@ -78,7 +101,7 @@ async def build_realtime(settings: Settings, stop: asyncio.Event) -> AsyncIterat
         probes={"postgres": store.check, "kafka": publisher.check},
     )
     engine = _engine_factory(settings)(
-        settings,
+        config,
         classifier=classifier,
         policy=policy,
         store=store,

@@ -30,6 +30,7 @@ from pipeline.config import Settings
 from pipeline.core.policy import Policy
 from pipeline.kafka.admin import ensure_topics
 from pipeline.kafka.producer import KafkaEventPublisher
+from pipeline.realtime.app import realtime_config
 from pipeline.realtime.stage import RealtimeStage
 from pipeline.store.pg import PostgresStore
 from schemas import PostEvent
@@ -93,7 +94,7 @@ async def _drain(
     """Run the stage until it processed ``expected`` messages; posts/s from first to last."""
     async with KafkaEventPublisher(settings) as publisher:
         stage = RealtimeStage(
-            settings,
+            realtime_config(settings),
             classifier=classifier,
             policy=policy,
             store=store,
@@ -137,7 +138,7 @@ async def _latency_under_load(
     latencies: list[float] = []
     async with KafkaEventPublisher(settings) as publisher:
         stage = RealtimeStage(
-            settings,
+            realtime_config(settings),
             classifier=classifier,
             policy=policy,
             store=store,

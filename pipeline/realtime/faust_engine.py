@@ -35,12 +35,12 @@ from faust.types import TP, EventT, StreamT
 
 from classifiers.base import Classifier
 from pipeline.availability import DependencyGuard, OutageInterruptedError
-from pipeline.config import Settings
 from pipeline.core.policy import Policy
 from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime import metrics
 from pipeline.realtime.batch import InboundMessage, process_batch
+from pipeline.realtime.config import RealtimeConfig
 from pipeline.realtime.delivery import deliver, observe
 
 __all__ = ["FaustRealtimeEngine", "faust_app"]
@@ -52,19 +52,19 @@ def _broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",")]
 
 
-def _datadir(settings: Settings) -> Path:
-    return settings.state_dir / "faust"
+def _datadir(config: RealtimeConfig) -> Path:
+    return config.state_dir / "faust"
 
 
-def faust_app(settings: Settings) -> faust.App:
+def faust_app(config: RealtimeConfig) -> faust.App:
     """A faust App for the real-time stage: no tables, no web server, no topic creation."""
     return faust.App(
-        settings.realtime_group_id,
-        broker=_broker_urls(settings.kafka_bootstrap_servers),
-        broker_client_id=f"{settings.kafka_client_id}-realtime-faust",
+        config.consumer.group_id,
+        broker=_broker_urls(config.consumer.bootstrap_servers),
+        broker_client_id=f"{config.consumer.client_id}-faust",
         store="memory://",
         # Nothing is stored there (memory store, no tables), but faust creates the folders.
-        datadir=str(_datadir(settings)),
+        datadir=str(_datadir(config)),
         autodiscover=False,
         key_serializer="raw",
         value_serializer="raw",
@@ -76,9 +76,9 @@ def faust_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         # At least once: acked offsets only; wait for in-flight events on revoke and on stop.
         stream_wait_empty=True,
-        broker_commit_every=settings.realtime_max_batch,
+        broker_commit_every=config.max_batch,
         broker_commit_interval=1.0,
-        broker_max_poll_records=settings.realtime_max_batch,
+        broker_max_poll_records=config.max_batch,
         # The aiokafka engine's (aiokafka's default) group timeouts, so a killed member leaves
         # the group as quickly with either engine.
         broker_session_timeout=10.0,
@@ -92,7 +92,7 @@ class FaustRealtimeEngine:
 
     def __init__(
         self,
-        settings: Settings,
+        config: RealtimeConfig,
         *,
         classifier: Classifier,
         policy: Policy,
@@ -100,20 +100,20 @@ class FaustRealtimeEngine:
         publisher: EventPublisher,
         guard: DependencyGuard,
     ) -> None:
-        self._settings = settings
+        self._config = config
         self._guard = guard
         self._stop: asyncio.Event | None = None
         self._classifier = classifier
         self._policy = policy
         self._store = store
         self._publisher = publisher
-        self._sla = timedelta(seconds=settings.sla_seconds)
+        self._sla = timedelta(seconds=config.sla_seconds)
         self.processed = 0
         self._failed = asyncio.Event()
         self._failure: Exception | None = None
-        self.app = faust_app(settings)
+        self.app = faust_app(config)
         topic = self.app.topic(
-            settings.topic_posts, key_serializer="raw", value_serializer="raw", acks=True
+            config.consumer.topic, key_serializer="raw", value_serializer="raw", acks=True
         )
         self.app.agent(topic, name="modstream-realtime", concurrency=1)(self._consume)
         # mode's SignalHandlerT alias leaves its type variable unbound in ``connect``, so no
@@ -137,15 +137,15 @@ class FaustRealtimeEngine:
         A failed batch is re-raised after the app stopped, so the process exits non-zero and is
         restarted; its offsets were not committed, so its posts are consumed again.
         """
-        settings = self._settings
+        config = self._config
         self._stop = stop
-        _datadir(settings).mkdir(parents=True, exist_ok=True)
+        _datadir(config).mkdir(parents=True, exist_ok=True)
         await self.app.start()
         log.info(
             "realtime.started",
             engine="faust",
-            topic=settings.topic_posts,
-            group_id=settings.realtime_group_id,
+            topic=config.consumer.topic,
+            group_id=config.consumer.group_id,
             model_version=self._classifier.model_version,
             policy_version=self._policy.version,
         )
@@ -192,10 +192,10 @@ class FaustRealtimeEngine:
     async def _consume(self, stream: StreamT[bytes]) -> None:
         # Agents get a faust.Stream; StreamT (the agent's declared type) lacks the take methods.
         concrete = cast("faust.Stream[bytes]", stream)
-        limit = self._settings.realtime_max_batch
+        limit = self._config.max_batch
         # faust's take() flushes its buffer on a timer, so it cannot know when the model went
         # idle; adaptive mode (window 0) uses the shortest timer, 1 ms: what arrived meanwhile.
-        window = max(self._settings.realtime_batch_window_ms, 1) / 1000
+        window = max(self._config.batch_window_ms, 1) / 1000
         # noack_take, not take()/take_events(): those ack a batch in a ``finally`` when the
         # generator resumes or is closed, so a batch whose write or publish failed is acked and
         # committed too (see ENGINES.md). noack_take yields the events and leaves acking to us.
@@ -226,8 +226,8 @@ class FaustRealtimeEngine:
             classifier=self._classifier,
             policy=self._policy,
             sla=self._sla,
-            max_bytes=self._settings.max_post_bytes,
-            dead_letter_max_bytes=self._settings.dead_letter_max_value_bytes,
+            max_bytes=self._config.max_post_bytes,
+            dead_letter_max_bytes=self._config.dead_letter_max_bytes,
         )
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - inference_started)
         await deliver(
@@ -236,7 +236,7 @@ class FaustRealtimeEngine:
             publisher=self._publisher,
             guard=self._guard,
             stop=self._stop,
-            dead_letter_max_bytes=self._settings.dead_letter_max_value_bytes,
+            dead_letter_max_bytes=self._config.dead_letter_max_bytes,
         )
         self.processed += len(messages)
         observe(outputs, engine="faust")

@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 from pipeline.config import Settings
 from pipeline.errors import ServiceUnavailableError
 from pipeline.frontier.client import FrontierClient
+from pipeline.frontier.config import ClientConfig
 from pipeline.frontier.errors import FrontierError
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
@@ -86,7 +87,7 @@ async def running_review(
     frontier: FrontierClient | None = None
     unavailable = ""
     try:
-        frontier = FrontierClient(settings)
+        frontier = FrontierClient(ClientConfig.from_settings(settings))
     except FrontierError as exc:
         unavailable = str(exc)
     limits = ReviewLimits.from_settings(settings)

@@ -27,6 +27,7 @@ from pipeline.config import Settings, load_settings
 from pipeline.core.cost import CallMode, TokenUsage, cost_usd
 from pipeline.core.resilience import BreakerState, ProviderErrorKind
 from pipeline.frontier.client import FrontierClient
+from pipeline.frontier.config import ClientConfig, DeciderConfig
 from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.errors import FrontierError
 from pipeline.frontier.sim import FAULT_HEADER, SimConfig, SimulatorServer
@@ -60,7 +61,7 @@ def _settings(url: str, **overrides: Any) -> Settings:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def client(sim: SimulatorServer) -> AsyncIterator[FrontierClient]:
-    async with FrontierClient(_settings(sim.url)) as c:
+    async with FrontierClient(ClientConfig.from_settings(_settings(sim.url))) as c:
         yield c
 
 
@@ -102,7 +103,8 @@ def _on_time(request: BorderlineRequest, decided_at: datetime) -> bool:
 async def test_verdict_with_prompt_caching_and_cost(sim: SimulatorServer) -> None:
     seen: list[tuple[CallMode, TokenUsage, float]] = []
     async with FrontierClient(
-        _settings(sim.url), usage_sink=lambda m, u, c: seen.append((m, u, c))
+        ClientConfig.from_settings(_settings(sim.url)),
+        usage_sink=lambda m, u, c: seen.append((m, u, c)),
     ) as client:
         first = await client.classify("I will kill you", timeout_s=5)
         second = await client.classify("What a lovely day", timeout_s=5)
@@ -117,8 +119,8 @@ async def test_verdict_with_prompt_caching_and_cost(sim: SimulatorServer) -> Non
 
 
 async def test_decider_publishes_frontier_decision_and_escalations(sim: SimulatorServer) -> None:
-    async with FrontierClient(_settings(sim.url)) as client:
-        decider = FrontierDecider(client, _settings(sim.url))
+    async with FrontierClient(ClientConfig.from_settings(_settings(sim.url))) as client:
+        decider = FrontierDecider(client, DeciderConfig.from_settings(_settings(sim.url)))
         removed = await decider.decide(_request("I will kill you"))
         escalated = await decider.decide(_request("you idiot", post_id="p2"))
     assert removed.decision.stage is Stage.FRONTIER
@@ -151,7 +153,9 @@ async def test_status_errors_map_to_sdk_classes_and_kinds(
         )
     assert raised.value.response.headers["x-modstream-simulator"] == "1"  # type: ignore[attr-defined]
     await sdk.close()
-    async with FrontierClient(_settings(sim.url), default_headers={FAULT_HEADER: fault}) as c:
+    async with FrontierClient(
+        ClientConfig.from_settings(_settings(sim.url)), default_headers={FAULT_HEADER: fault}
+    ) as c:
         with pytest.raises(FrontierError) as err:
             await c.classify("x", timeout_s=5)
     assert err.value.kind is kind
@@ -173,7 +177,9 @@ async def test_status_errors_map_to_sdk_classes_and_kinds(
 async def test_only_valid_structured_output_counts(
     sim: SimulatorServer, fault: str, kind: ProviderErrorKind
 ) -> None:
-    async with FrontierClient(_settings(sim.url), default_headers={FAULT_HEADER: fault}) as c:
+    async with FrontierClient(
+        ClientConfig.from_settings(_settings(sim.url)), default_headers={FAULT_HEADER: fault}
+    ) as c:
         with pytest.raises(FrontierError) as err:
             await c.classify("What a lovely day", timeout_s=5)
     assert err.value.kind is kind
@@ -196,9 +202,13 @@ async def test_every_failure_ends_in_a_timely_fallback_with_review(
     sim: SimulatorServer, fault: str, reason: str
 ) -> None:
     settings = _settings(sim.url, frontier_expected_call_seconds=0.5)
-    async with FrontierClient(settings, default_headers={FAULT_HEADER: fault}) as client:
+    async with FrontierClient(
+        ClientConfig.from_settings(settings), default_headers={FAULT_HEADER: fault}
+    ) as client:
         request = _request(age_s=3.0)  # 2 s left: hangs and retries must stop in time
-        outcome = await FrontierDecider(client, settings).decide(request)
+        outcome = await FrontierDecider(client, DeciderConfig.from_settings(settings)).decide(
+            request
+        )
     decision = outcome.decision
     assert decision.stage is Stage.FALLBACK
     assert decision.reason == f"fallback-v1:{reason}"
@@ -212,8 +222,10 @@ async def test_every_failure_ends_in_a_timely_fallback_with_review(
 async def test_transient_errors_are_retried_within_budget(sim: SimulatorServer) -> None:
     await _script(sim.url, "rate_limit", "overloaded")
     settings = _settings(sim.url, frontier_expected_call_seconds=0.5)
-    async with FrontierClient(settings) as client:
-        outcome = await FrontierDecider(client, settings).decide(_request("I will kill you"))
+    async with FrontierClient(ClientConfig.from_settings(settings)) as client:
+        outcome = await FrontierDecider(client, DeciderConfig.from_settings(settings)).decide(
+            _request("I will kill you")
+        )
     assert outcome.decision.stage is Stage.FRONTIER
     assert outcome.attempts == 3
 
@@ -222,17 +234,21 @@ async def test_no_retry_when_retry_after_exceeds_the_budget(sim: SimulatorServer
     await _configure(sim.url, retry_after_s=3.0)
     await _script(sim.url, "rate_limit")
     settings = _settings(sim.url, frontier_expected_call_seconds=0.5)
-    async with FrontierClient(settings) as client:
+    async with FrontierClient(ClientConfig.from_settings(settings)) as client:
         request = _request(age_s=2.0)  # ~2.7 s of work budget < 3 s retry-after + 0.5 s
-        outcome = await FrontierDecider(client, settings).decide(request)
+        outcome = await FrontierDecider(client, DeciderConfig.from_settings(settings)).decide(
+            request
+        )
     assert outcome.attempts == 1
     assert outcome.decision.reason == "fallback-v1:provider_error:rate_limited"
     assert datetime.now(UTC) < request.deadline_at  # gave up at once, did not wait
 
 
 async def test_late_arrival_falls_back_without_calling(sim: SimulatorServer) -> None:
-    async with FrontierClient(_settings(sim.url)) as client:
-        outcome = await FrontierDecider(client, _settings(sim.url)).decide(_request(age_s=6.0))
+    async with FrontierClient(ClientConfig.from_settings(_settings(sim.url))) as client:
+        outcome = await FrontierDecider(
+            client, DeciderConfig.from_settings(_settings(sim.url))
+        ).decide(_request(age_s=6.0))
     assert outcome.attempts == 0
     assert outcome.decision.reason == "fallback-v1:deadline"
 
@@ -245,8 +261,8 @@ async def test_circuit_opens_on_sustained_overload_and_recovers(sim: SimulatorSe
         frontier_breaker_open_seconds=0.5,
         frontier_max_attempts=1,
     )
-    async with FrontierClient(settings) as client:
-        decider = FrontierDecider(client, settings)
+    async with FrontierClient(ClientConfig.from_settings(settings)) as client:
+        decider = FrontierDecider(client, DeciderConfig.from_settings(settings))
         first = [await decider.decide(_request(post_id=f"o{i}")) for i in range(5)]
         assert {o.decision.reason for o in first} == {"fallback-v1:provider_error:overloaded"}
         assert decider.breaker.state is BreakerState.OPEN
@@ -287,8 +303,8 @@ async def test_instructions_inside_a_post_never_steer_the_verdict(
 async def test_slow_provider_never_makes_a_decision_late(sim: SimulatorServer) -> None:
     await _configure(sim.url, latency_p50_s=3.0, latency_p99_s=10.0, rate_hang=0.2, rate_429=0.1)
     settings = _settings(sim.url, frontier_expected_call_seconds=1.0)
-    async with FrontierClient(settings) as client:
-        decider = FrontierDecider(client, settings)
+    async with FrontierClient(ClientConfig.from_settings(settings)) as client:
+        decider = FrontierDecider(client, DeciderConfig.from_settings(settings))
         requests = [_request(post_id=f"s{i}", age_s=(i % 10) / 10) for i in range(60)]
         outcomes = await asyncio.gather(*(decider.decide(r) for r in requests))
     late = [
@@ -306,7 +322,7 @@ async def test_slow_provider_never_makes_a_decision_late(sim: SimulatorServer) -
 async def test_streaming_analysis_yields_deltas(sim: SimulatorServer) -> None:
     seen: list[CallMode] = []
     async with FrontierClient(
-        _settings(sim.url), usage_sink=lambda m, u, c: seen.append(m)
+        ClientConfig.from_settings(_settings(sim.url)), usage_sink=lambda m, u, c: seen.append(m)
     ) as client:
         deltas = [d async for d in client.stream_analysis("buy now, you idiot")]
     assert len(deltas) > 3
@@ -318,7 +334,8 @@ async def test_streaming_analysis_yields_deltas(sim: SimulatorServer) -> None:
 
 async def test_stream_error_event_is_a_provider_error(sim: SimulatorServer) -> None:
     async with FrontierClient(
-        _settings(sim.url), default_headers={FAULT_HEADER: "stream_error"}
+        ClientConfig.from_settings(_settings(sim.url)),
+        default_headers={FAULT_HEADER: "stream_error"},
     ) as c:
         with pytest.raises(FrontierError) as err:
             _ = [d async for d in c.stream_analysis("hello")]
@@ -347,7 +364,9 @@ async def test_batch_submit_poll_results(sim: SimulatorServer) -> None:
     await _configure(sim.url, batch_processing_s=0.3)
     settings = _settings(sim.url, frontier_batch_poll_initial_seconds=0.05)
     seen: list[CallMode] = []
-    async with FrontierClient(settings, usage_sink=lambda m, u, c: seen.append(m)) as client:
+    async with FrontierClient(
+        ClientConfig.from_settings(settings), usage_sink=lambda m, u, c: seen.append(m)
+    ) as client:
         texts = {"a": "I will kill you", "b": "lovely day", "c": "you idiot"}
         batch_id = await client.submit_batch(list(texts.items()))
         status = await client.poll_batch(batch_id, timeout_s=10)
@@ -363,7 +382,7 @@ async def test_batch_submit_poll_results(sim: SimulatorServer) -> None:
 async def test_batch_cancel_and_list_pagination(sim: SimulatorServer) -> None:
     await _configure(sim.url, batch_processing_s=30)
     settings = _settings(sim.url)
-    async with FrontierClient(settings) as client:
+    async with FrontierClient(ClientConfig.from_settings(settings)) as client:
         ids = [await client.submit_batch([(f"x{i}", "hello"), (f"y{i}", "hi")]) for i in range(3)]
         status = await client.cancel_batch(ids[0])
         assert status.processing_status in ("canceling", "ended")
@@ -429,8 +448,8 @@ def _scored(text: str, toxic: float, *, post_id: str) -> BorderlineRequest:
 async def test_an_allow_near_remove_at_is_kept_provisional_and_reviewed(
     sim: SimulatorServer,
 ) -> None:
-    async with FrontierClient(_settings(sim.url)) as client:
-        decider = FrontierDecider(client, _settings(sim.url))
+    async with FrontierClient(ClientConfig.from_settings(_settings(sim.url))) as client:
+        decider = FrontierDecider(client, DeciderConfig.from_settings(_settings(sim.url)))
         near = await decider.decide(_scored("What a lovely day", 0.93, post_id="g1"))
         far = await decider.decide(_scored("What a lovely day", 0.91, post_id="g2"))
     assert near.decision.stage is Stage.FRONTIER and near.decision.verdict is Verdict.ALLOW

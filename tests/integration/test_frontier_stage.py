@@ -17,11 +17,12 @@ from pydantic import SecretStr
 
 from pipeline.availability import DependencyGuard
 from pipeline.config import Settings
+from pipeline.frontier.app import frontier_stage
 from pipeline.frontier.client import FrontierClient
+from pipeline.frontier.config import ClientConfig, DeciderConfig
 from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.metrics import FrontierMetrics
 from pipeline.frontier.sim import SimConfig, SimulatorServer
-from pipeline.frontier.stage import FrontierStage
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.store.pg import PostgresStore
 from schemas import (
@@ -92,10 +93,13 @@ async def test_stage_decides_everything_in_time_writes_and_commits(
     metrics = FrontierMetrics(CollectorRegistry())
     store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())
     stop = asyncio.Event()
-    async with FrontierClient(settings) as client, KafkaEventPublisher(settings) as publisher:
-        stage = FrontierStage(
+    async with (
+        FrontierClient(ClientConfig.from_settings(settings)) as client,
+        KafkaEventPublisher(settings) as publisher,
+    ):
+        stage = frontier_stage(
             settings,
-            decider=FrontierDecider(client, settings, metrics=metrics),
+            decider=FrontierDecider(client, DeciderConfig.from_settings(settings), metrics=metrics),
             publisher=publisher,
             store=store,
             metrics=metrics,
@@ -194,10 +198,13 @@ async def test_redelivered_request_republishes_the_stored_decision_instead_of_de
     store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())
     await store.write_decisions([earlier])
     stop = asyncio.Event()
-    async with FrontierClient(settings) as client, KafkaEventPublisher(settings) as publisher:
-        stage = FrontierStage(
+    async with (
+        FrontierClient(ClientConfig.from_settings(settings)) as client,
+        KafkaEventPublisher(settings) as publisher,
+    ):
+        stage = frontier_stage(
             settings,
-            decider=FrontierDecider(client, settings, metrics=metrics),
+            decider=FrontierDecider(client, DeciderConfig.from_settings(settings), metrics=metrics),
             publisher=publisher,
             store=store,
             metrics=metrics,

@@ -26,6 +26,7 @@ from pipeline.config import Settings
 from pipeline.core.policy import Policy, Thresholds
 from pipeline.core.resilience import ProviderErrorKind
 from pipeline.frontier.client import FrontierClient
+from pipeline.frontier.config import ClientConfig
 from pipeline.frontier.errors import FrontierError
 from pipeline.frontier.sim import SimConfig, SimulatorServer
 from pipeline.kafka.producer import KafkaEventPublisher
@@ -356,7 +357,7 @@ async def test_borderline_posts_go_through_message_batches(
         update={"anthropic_base_url": sim.url, "replay_batch_max_requests": 3}
     )
     sim.simulator.config = sim.simulator.config.updated({"batch_error_rate": 1.0})
-    async with FrontierClient(local) as client:
+    async with FrontierClient(ClientConfig.from_settings(local)) as client:
         failed = await run_job(
             local, pool, ReplayRequest(id_prefix=pre, progress=False), frontier=client
         )
@@ -365,7 +366,7 @@ async def test_borderline_posts_go_through_message_batches(
     assert failed["borderline"] == 4
 
     sim.simulator.config = sim.simulator.config.updated({"batch_error_rate": 0.0})
-    async with FrontierClient(local) as client:
+    async with FrontierClient(ClientConfig.from_settings(local)) as client:
         report = await run_job(
             local, pool, ReplayRequest(id_prefix=pre, new_run=True, progress=False), frontier=client
         )
@@ -395,7 +396,7 @@ async def test_borderline_posts_go_through_message_batches(
     mine = [d for d in published if d["post_id"] == ids[0]]
     assert [d["verdict"] for d in mine] == ["remove"] and mine[0]["cost_usd"] > 0
 
-    async with FrontierClient(local) as client:
+    async with FrontierClient(ClientConfig.from_settings(local)) as client:
         third = await run_job(
             local, pool, ReplayRequest(id_prefix=pre, new_run=True, progress=False), frontier=client
         )
@@ -450,7 +451,7 @@ async def test_interrupted_while_polling_collects_the_same_batch(
             return [b["id"] for b in (await response.json())["data"]]
 
     known = set(await batches())
-    async with FrontierClient(local) as client:
+    async with FrontierClient(ClientConfig.from_settings(local)) as client:
         task = asyncio.create_task(
             run_job(local, pool, ReplayRequest(id_prefix=pre, progress=False), frontier=client)
         )
@@ -468,7 +469,7 @@ async def test_interrupted_while_polling_collects_the_same_batch(
     assert run["status"] == "failed"
     assert len(json.loads(run["report"])["frontier_batches"]) == 1
     try:
-        async with FrontierClient(local) as client:
+        async with FrontierClient(ClientConfig.from_settings(local)) as client:
             report = await run_job(
                 local, pool, ReplayRequest(id_prefix=pre, progress=False), frontier=client
             )
@@ -519,7 +520,7 @@ async def test_message_batches_ride_out_provider_errors(
     pre = prefix()
     ids = await seed(pool, pre, ["KEY_BORDER I will kill you", "KEY_BORDER nice", "plain"])
     local = settings.model_copy(update={"anthropic_base_url": sim.url})
-    async with FrontierClient(local) as client:
+    async with FrontierClient(ClientConfig.from_settings(local)) as client:
         flaky = FlakyBatches(client)
         report = await run_job(
             local, pool, ReplayRequest(id_prefix=pre, progress=False), frontier=flaky

@@ -21,7 +21,9 @@ from pipeline.config import Settings
 from pipeline.core.backoff import BackoffPolicy
 from pipeline.core.resilience import BreakerPolicy, CircuitBreaker
 from pipeline.errors import DependencyConfigError
+from pipeline.frontier.app import frontier_stage
 from pipeline.frontier.client import FrontierClient
+from pipeline.frontier.config import ClientConfig
 from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.health import ProviderHealth
 from pipeline.frontier.metrics import FrontierMetrics
@@ -43,9 +45,11 @@ def _stage(store: FakeVerdictStore, publisher: FakeEventPublisher) -> FrontierSt
         backoff=BackoffPolicy(base_seconds=0.001, cap_seconds=0.005),
         registry=metrics.registry,
     )
-    return FrontierStage(
+    return frontier_stage(
         settings,
-        decider=FrontierDecider(FrontierClient(settings), settings, metrics=metrics),
+        decider=FrontierDecider(
+            FrontierClient(ClientConfig.from_settings(settings)), settings, metrics=metrics
+        ),
         publisher=publisher,
         store=store,
         metrics=metrics,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from aiokafka.structs import TopicPartition
 
 from classifiers.base import Classifier
 from pipeline.core.policy import Policy, Thresholds
 from pipeline.realtime.batch import InboundMessage, decide_batch, decode_batch, process_batch
-from pipeline.realtime.stage import _next_offsets
+from pipeline.realtime.stage import next_offsets
 from schemas import DeadLetterReason, Stage, Verdict, decision_id
 from tests.fixtures.fakes import FixedScoreClassifier, keyword_rule
 
@@ -127,8 +127,8 @@ def test_commit_offsets_are_one_past_the_last_message_per_partition() -> None:
         message(9, b"{}", 2),
         message(4, b"{}", 1),
     ]
-    assert _next_offsets(messages) == {
-        TopicPartition("posts.ingest", 0): OffsetAndMetadata(7, ""),
-        TopicPartition("posts.ingest", 1): OffsetAndMetadata(5, ""),
-        TopicPartition("posts.ingest", 2): OffsetAndMetadata(10, ""),
+    assert next_offsets(messages) == {
+        TopicPartition("posts.ingest", 0): 7,
+        TopicPartition("posts.ingest", 1): 5,
+        TopicPartition("posts.ingest", 2): 10,
     }
