@@ -1,4 +1,20 @@
-"""Topic administration: create the pipeline's topics on a broker."""
+"""Topic administration: create the pipeline's topics, replicated once there are 3 brokers.
+
+Topic settings (applied when a topic is created; an existing topic is left alone and a smaller
+replication factor or partition count than wanted is logged as a warning):
+
+- replication factor ``min(3, brokers)``, where brokers is the larger of
+  ``MODSTREAM_KAFKA_BROKERS`` and the live brokers the cluster reports (so an external cluster
+  gets RF 3 even with the local default of 1). With RF 3, ``min.insync.replicas=2``: together with
+  the publisher's ``acks=all`` a record is acknowledged only once two replicas hold it, so losing
+  one broker neither loses an acknowledged record nor stops writes. With RF < 3 it is 1.
+- ``unclean.leader.election.enable=false``: an out-of-sync replica never becomes leader.
+- ``cleanup.policy=delete`` with per-topic retention (``RETENTION_DAYS``). No pipeline topic is
+  compacted: every topic is keyed by post id, and each record is an event (a post, one of a
+  post's several decisions, a review item). Compaction would keep only a post's latest decision
+  and drop the earlier ones that downstream consumers and audits rely on; Postgres holds the
+  current state. Kafka's own ``__consumer_offsets`` is compacted, as always.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +29,40 @@ from pipeline.config import Settings
 from pipeline.errors import StackError
 from pipeline.log import get_logger
 
-REPLICATION_FACTOR = 1
+MAX_REPLICATION_FACTOR = 3
 _TOPIC_ALREADY_EXISTS = 36
+_DAY_MS = 24 * 3600 * 1000
+RETENTION_DAYS = {"posts": 7, "decisions": 30, "borderline": 3, "review": 30, "dead_letter": 30}
+"""How long each topic keeps records. Ingest and decisions cover a week of re-processing and a
+month of downstream catch-up; borderline requests are useless after their 5 s deadline, 3 days
+covers a long frontier outage; review items and dead letters are read by people."""
 
 log = get_logger(__name__)
+
+
+def replication_factor(settings: Settings, live_brokers: int) -> int:
+    """``min(3, brokers)``: see the module doc."""
+    return min(MAX_REPLICATION_FACTOR, max(settings.kafka_brokers, live_brokers))
+
+
+def topic_configs(settings: Settings, replicas: int) -> dict[str, dict[str, str]]:
+    """Per-topic configs for ``replicas`` replicas (see the module doc)."""
+    roles = {
+        settings.topic_posts: "posts",
+        settings.topic_decisions: "decisions",
+        settings.topic_borderline: "borderline",
+        settings.topic_review: "review",
+        settings.topic_dead_letter: "dead_letter",
+    }
+    return {
+        name: {
+            "cleanup.policy": "delete",
+            "retention.ms": str(RETENTION_DAYS[role] * _DAY_MS),
+            "min.insync.replicas": "2" if replicas >= MAX_REPLICATION_FACTOR else "1",
+            "unclean.leader.election.enable": "false",
+        }
+        for name, role in roles.items()
+    }
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
@@ -34,10 +80,13 @@ async def ensure_topics(settings: Settings) -> list[str]:
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
+        live = len((await admin.describe_cluster()).get("brokers") or [])
+        replicas = replication_factor(settings, live)
+        configs = topic_configs(settings, replicas)
         created: list[str] = []
         if missing:
             response = await admin.create_topics(
-                [NewTopic(name, wanted[name], REPLICATION_FACTOR) for name in missing]
+                [NewTopic(n, wanted[n], replicas, topic_configs=configs[n]) for n in missing]
             )
             for name, code, message in _topic_errors(response.to_object()):
                 if code == 0:
@@ -49,12 +98,15 @@ async def ensure_topics(settings: Settings) -> list[str]:
             await _wait_for_leaders(admin, created)
         for topic in await admin.describe_topics([n for n in wanted if n not in created]):
             have = len(topic["partitions"])
-            if have < wanted[topic["topic"]]:
+            rf = min((len(p["replicas"]) for p in topic["partitions"]), default=0)
+            if have < wanted[topic["topic"]] or rf < replicas:
                 log.warning(
-                    "kafka.topic_partitions_differ",
+                    "kafka.topic_differs",
                     topic=topic["topic"],
                     partitions=have,
                     configured=wanted[topic["topic"]],
+                    replication_factor=rf,
+                    wanted_replication_factor=replicas,
                 )
     finally:
         await admin.close()

@@ -1,7 +1,8 @@
-"""The local stack: a real Kafka broker (KRaft) and a real Postgres server, without Docker."""
+"""The local stack: a real Kafka broker or cluster (KRaft) and a real Postgres, without Docker."""
 
+from pipeline.stack.cluster import KafkaCluster
 from pipeline.stack.kafka import KafkaBroker
 from pipeline.stack.manager import StackStatus, down, status, up
 from pipeline.stack.postgres import PostgresServer
 
-__all__ = ["KafkaBroker", "PostgresServer", "StackStatus", "down", "status", "up"]
+__all__ = ["KafkaBroker", "KafkaCluster", "PostgresServer", "StackStatus", "down", "status", "up"]

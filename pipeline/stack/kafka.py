@@ -1,4 +1,17 @@
-"""A local single-node Apache Kafka broker in KRaft mode: jars from Maven Central, no Docker."""
+"""A local Apache Kafka node in KRaft mode: jars from Maven Central, no Docker.
+
+With ``MODSTREAM_KAFKA_BROKERS=1`` (the default) the node lives in ``<state_dir>/kafka``. With
+N > 1 node *i* lives in ``<state_dir>/kafka/node-<i>`` (its own data, logs, config and pid file);
+the jars and the cluster id are shared in ``<state_dir>/kafka``. Node *i* listens on the *i*-th
+bootstrap server and on ``MODSTREAM_KAFKA_CONTROLLER_PORT + 10 * (i - 1)``.
+
+Every node of a cluster is a combined broker + controller (``process.roles=broker,controller``),
+so the controller quorum has N voters. On a shared 2-core machine that is N JVMs instead of
+N + 3, and a 3-voter quorum survives the loss of one node just as three dedicated controllers
+would. It also makes a node's kill -9 the harsher fault: the quorum may have to elect a new active
+controller while partition leadership moves. Dedicated controllers are what production runs
+(Kafka discourages combined mode there); this local cluster is for development and tests.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +40,8 @@ from pipeline.stack._process import Echo
 KAFKA_VERSION = "3.9.1"
 MAIN_CLASS = "kafka.Kafka"
 HEAP = ("-Xms256m", "-Xmx512m")
+CLUSTER_HEAP = ("-Xms128m", "-Xmx384m")  # per node when there are several: 2 cores, shared RAM
+PORT_STEP = 10  # node i listens on the first node's ports + PORT_STEP * (i - 1)
 
 log = get_logger(__name__)
 
@@ -47,22 +62,31 @@ def _pom_text() -> str:
     return resources.files("pipeline.stack").joinpath("kafka-pom.xml").read_text("utf-8")
 
 
-class KafkaBroker:
-    """Installs, starts, stops and reports one broker whose files live in ``<state_dir>/kafka``."""
+def node_address(settings: Settings, node_id: int) -> tuple[str, int, int]:
+    """Host, client port and controller port of local node ``node_id`` (1-based)."""
+    servers = settings.kafka_bootstrap_servers.split(",")
+    host, _, port = servers[min(node_id, len(servers)) - 1].strip().rpartition(":")
+    return host, int(port), settings.kafka_controller_port + PORT_STEP * (node_id - 1)
 
-    def __init__(self, settings: Settings) -> None:
+
+class KafkaBroker:
+    """Installs, starts, stops and reports one node of the local cluster (see module doc)."""
+
+    def __init__(self, settings: Settings, node_id: int = 1) -> None:
         self.settings = settings
-        self.host, self.port = settings.kafka_listener
-        self.controller_port = settings.kafka_controller_port
-        self.home = (settings.state_dir / "kafka").resolve()
-        self.libs = self.home / "libs"
+        self.node_id = node_id
+        self.nodes = settings.kafka_brokers
+        self.host, self.port, self.controller_port = node_address(settings, node_id)
+        self.root = (settings.state_dir / "kafka").resolve()
+        self.home = self.root if self.nodes == 1 else self.root / f"node-{node_id}"
+        self.libs = self.root / "libs"
         self.data_dir = self.home / "data"
         self.log_dir = self.home / "logs"
         self.log_file = self.log_dir / "server.log"
         self.properties = self.home / "server.properties"
         self.log4j = self.home / "log4j.properties"
         self.pid_file = self.home / "kafka.pid"
-        self.cluster_id_file = self.home / "cluster.id"
+        self.cluster_id_file = self.root / "cluster.id"
         self._stamp = self.libs / ".installed"
 
     # --- install ------------------------------------------------------------------------------
@@ -81,11 +105,11 @@ class KafkaBroker:
                 "the local Kafka broker needs Java 17+ and Maven 3.8+ on PATH "
                 "(Debian: apt-get install openjdk-17-jre-headless maven)"
             )
-        self.home.mkdir(parents=True, exist_ok=True)
-        pom = self.home / "pom.xml"
+        self.root.mkdir(parents=True, exist_ok=True)
+        pom = self.root / "pom.xml"
         text = _pom_text()
         pom.write_text(text, encoding="utf-8")
-        staging = self.home / "libs.partial"
+        staging = self.root / "libs.partial"
         shutil.rmtree(staging, ignore_errors=True)
         echo(f"kafka: resolving Apache Kafka {KAFKA_VERSION} jars with Maven into {self.libs}")
         echo("kafka: the first run downloads about 100 MB from Maven Central into ~/.m2")
@@ -117,13 +141,34 @@ class KafkaBroker:
         self.cluster_id_file.write_text(cluster_id + "\n", "utf-8")
         return cluster_id
 
+    def _replication_lines(self) -> list[str]:
+        """Cluster-wide defaults; the pipeline's topics get theirs from ``ensure_topics``."""
+        replicas = min(self.nodes, 3)
+        min_isr = 2 if replicas >= 3 else 1
+        lines = [
+            f"default.replication.factor={replicas}",
+            f"min.insync.replicas={min_isr}",
+            f"offsets.topic.replication.factor={replicas}",
+            f"transaction.state.log.replication.factor={replicas}",
+            f"transaction.state.log.min.isr={min_isr}",
+        ]
+        if self.nodes > 1:
+            # A killed node is fenced (and leaves every ISR) once it misses heartbeats for the
+            # session timeout; loopback has no network jitter, so 6 s instead of 9 s is safe.
+            lines += ["broker.heartbeat.interval.ms=1000", "broker.session.timeout.ms=6000"]
+        return lines
+
     def _write_config(self) -> None:
         host, port, cport = self.host, self.port, self.controller_port
+        voters = ",".join(
+            f"{i}@{node_address(self.settings, i)[0]}:{node_address(self.settings, i)[2]}"
+            for i in range(1, self.nodes + 1)
+        )
         lines = [
             "# Written by `modstream up`; edits are overwritten.",
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@{host}:{cport}",
+            f"node.id={self.node_id}",
+            f"controller.quorum.voters={voters}",
             f"listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
             f"advertised.listeners=PLAINTEXT://{host}:{port}",
             "controller.listener.names=CONTROLLER",
@@ -132,12 +177,8 @@ class KafkaBroker:
             f"log.dirs={self.data_dir}",
             "auto.create.topics.enable=false",
             "num.partitions=1",
-            "default.replication.factor=1",
-            "min.insync.replicas=1",
-            "offsets.topic.replication.factor=1",
+            *self._replication_lines(),
             "offsets.topic.num.partitions=10",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
             "group.initial.rebalance.delay.ms=0",
             "log.retention.hours=168",
             "num.network.threads=2",
@@ -156,8 +197,9 @@ class KafkaBroker:
 
     def _java(self, main: str, *args: str) -> list[str]:
         java = shutil.which("java") or "java"
+        heap = HEAP if self.nodes == 1 else CLUSTER_HEAP
         return [
-            java, *HEAP, "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java, *heap, "-XX:+UseG1GC", "-Djava.awt.headless=true",
             f"-Dlog4j.configuration=file:{self.log4j}", f"-Dkafka.logs.dir={self.log_dir}",
             "-cp", f"{self.libs}/*", main, *args,
         ]  # fmt: skip
@@ -187,7 +229,7 @@ class KafkaBroker:
     def state(self) -> ServiceState:
         pid = self.pid()
         return ServiceState(
-            name="kafka",
+            name="kafka" if self.nodes == 1 else f"kafka-{self.node_id}",
             running=pid is not None,
             pid=pid,
             address=f"{self.host}:{self.port}",
@@ -220,11 +262,16 @@ class KafkaBroker:
                 cwd=self.home,
             )
         self.pid_file.write_text(f"{proc.pid}\n", "utf-8")
-        log.info("kafka.started", pid=proc.pid, listener=f"{self.host}:{self.port}")
+        log.info(
+            "kafka.started", pid=proc.pid, node=self.node_id, listener=f"{self.host}:{self.port}"
+        )
         return proc.pid
 
     async def wait_ready(self, budget_s: float = 90.0) -> None:
-        """Wait until the broker answers a metadata request; raise StackError after ``budget_s``."""
+        """Wait until the cluster lists this node as a live broker; StackError after ``budget_s``.
+
+        A restarted node of a cluster counts once the controller has unfenced it.
+        """
         deadline = time.monotonic() + budget_s
         pid = self.pid()
         proc = psutil.Process(pid) if pid is not None else None
@@ -238,7 +285,8 @@ class KafkaBroker:
             try:
                 await admin.start()
                 cluster = await admin.describe_cluster()
-                if cluster.get("brokers"):
+                live = {broker["node_id"] for broker in cluster.get("brokers") or []}
+                if self.node_id in live:
                     return
             except KafkaError as exc:
                 log.debug("kafka.not_ready", error=type(exc).__name__)
@@ -249,7 +297,7 @@ class KafkaBroker:
             await asyncio.sleep(0.5)
         reason = "exited" if self.pid() is None else f"not ready after {budget_s:.0f}s"
         raise StackError(
-            f"Kafka broker {reason}; see {self.log_file} (last lines below)\n"
+            f"Kafka node {self.node_id} {reason}; see {self.log_file} (last lines below)\n"
             + _process.tail(self.log_file)
         )
 
@@ -259,7 +307,7 @@ class KafkaBroker:
         pid = self.pid()
         if pid is not None:
             killed = _process.stop_process(pid, signal.SIGTERM, timeout)
-            log.info("kafka.stopped", pid=pid, killed=killed)
+            log.info("kafka.stopped", pid=pid, node=self.node_id, killed=killed)
             stopped = True
         for proc in self.leftovers():  # e.g. a broker whose pid file was lost
             _process.stop_process(proc.pid, signal.SIGTERM, timeout)

@@ -12,7 +12,8 @@ from pipeline.errors import StackError
 from pipeline.kafka.admin import ensure_topics
 from pipeline.log import get_logger
 from pipeline.stack._process import Echo
-from pipeline.stack.kafka import KafkaBroker, ServiceState
+from pipeline.stack.cluster import KafkaCluster
+from pipeline.stack.kafka import ServiceState
 from pipeline.stack.postgres import PostgresServer
 from pipeline.store.migrate import migrate
 
@@ -28,6 +29,7 @@ class StackStatus:
     dsn: str
     kafka: ServiceState
     postgres: ServiceState
+    kafka_nodes: list[ServiceState] = field(default_factory=list)
     started: list[str] = field(default_factory=list)
     topics_created: list[str] = field(default_factory=list)
     migrations_applied: list[str] = field(default_factory=list)
@@ -39,7 +41,8 @@ class StackStatus:
     def lines(self) -> list[str]:
         """A human-readable summary (the password in the DSN is masked)."""
         out = [f"state dir:  {self.state_dir}"]
-        for svc in (self.kafka, self.postgres):
+        nodes = self.kafka_nodes if len(self.kafka_nodes) > 1 else [self.kafka]
+        for svc in (*nodes, self.postgres):
             where = f"pid {svc.pid}" if svc.running else "stopped"
             out.append(f"{svc.name + ':':<11} {where}  data {svc.data_dir}  log {svc.log_file}")
         out.append(f"bootstrap:  {self.bootstrap_servers}")
@@ -47,19 +50,20 @@ class StackStatus:
         return out
 
 
-def _services(settings: Settings) -> tuple[KafkaBroker, PostgresServer]:
-    return KafkaBroker(settings), PostgresServer(settings)
+def _services(settings: Settings) -> tuple[KafkaCluster, PostgresServer]:
+    return KafkaCluster(settings), PostgresServer(settings)
 
 
 def status(settings: Settings) -> StackStatus:
     """Report the local stack without changing anything."""
-    broker, server = _services(settings)
+    cluster, server = _services(settings)
     return StackStatus(
         state_dir=settings.state_dir.resolve(),
         bootstrap_servers=settings.kafka_bootstrap_servers,
         dsn=server.dsn.masked(),
-        kafka=broker.state(),
+        kafka=cluster.state(),
         postgres=server.state(),
+        kafka_nodes=cluster.states(),
     )
 
 
@@ -80,18 +84,11 @@ class _StackLock:
 
 async def up(settings: Settings, echo: Echo = print) -> StackStatus:
     """Start whatever is not running, then ensure topics and migrations. Idempotent."""
-    broker, server = _services(settings)
-    started: list[str] = []
+    cluster, server = _services(settings)
     lock = _StackLock(settings)
     await asyncio.to_thread(lock.acquire)
     try:
-        if broker.pid() is None:
-            await asyncio.to_thread(broker.install, echo)
-            echo(f"kafka: starting broker on {broker.host}:{broker.port}")
-            await asyncio.to_thread(broker.start)
-            started.append("kafka")
-        else:
-            echo(f"kafka: already running (pid {broker.pid()})")
+        started = await asyncio.to_thread(cluster.launch, echo)
         if server.pid() is None:
             echo(f"postgres: starting server on {server.dsn.host}:{server.dsn.port}")
             await asyncio.to_thread(server.start)
@@ -99,9 +96,9 @@ async def up(settings: Settings, echo: Echo = print) -> StackStatus:
         else:
             echo(f"postgres: already running (pid {server.pid()})")
         await server.ensure_database()
-        if "kafka" in started:
-            echo("kafka: waiting for the broker to answer metadata requests")
-        await broker.wait_ready()
+        if any(name.startswith("kafka") for name in started):
+            echo(f"kafka: waiting for {len(cluster.nodes)} broker(s) to answer metadata requests")
+        await cluster.wait_ready()
     finally:
         lock.release()
     applied = await migrate(settings.postgres_dsn.get_secret_value())
@@ -119,18 +116,18 @@ async def up(settings: Settings, echo: Echo = print) -> StackStatus:
 
 def down(settings: Settings, echo: Echo = print, timeout: float = 30.0) -> list[str]:
     """Stop both services and check that no process of this state dir is left; return stopped."""
-    broker, server = _services(settings)
+    cluster, server = _services(settings)
     stopped: list[str] = []
     lock = _StackLock(settings)
     lock.acquire()
     try:
-        for name, service in (("kafka", broker), ("postgres", server)):
+        for name, service in (("kafka", cluster), ("postgres", server)):
             if service.stop(timeout):
                 stopped.append(name)
                 echo(f"{name}: stopped")
             else:
                 echo(f"{name}: not running")
-        left = [*broker.leftovers(), *server.leftovers()]
+        left = [*cluster.leftovers(), *server.leftovers()]
     finally:
         lock.release()
     if left:
