@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from classifiers.base import Classifier
+from pipeline.core.decisions import borderline_request, realtime_decision, rounded_scores
 from pipeline.core.policy import Policy, evaluate
 from pipeline.ports import StoredPost
 from schemas import (
@@ -21,9 +22,7 @@ from schemas import (
     DecisionEvent,
     EventError,
     PostEvent,
-    Stage,
     Verdict,
-    decision_id,
     decode,
     make_dead_letter,
 )
@@ -129,39 +128,27 @@ def decide_batch(
     outputs = BatchOutputs()
     for (message, post), post_scores in zip(valid, scores, strict=True):
         outcome = evaluate(policy, post_scores)
-        stage = Stage.REALTIME
-        rounded = {k: round(float(v), 6) for k, v in post_scores.items()}
+        rounded = rounded_scores(post_scores)
         outputs.posts.append((post, message.topic, message.partition, message.offset))
         outputs.sources.setdefault(post.post_id, []).append(message)
         outputs.decisions.append(
-            DecisionEvent(
-                decision_id=decision_id(post.post_id, stage, model_version, policy.version),
-                post_id=post.post_id,
-                verdict=outcome.verdict,
-                scores=rounded,
-                categories=list(outcome.categories),
-                stage=stage,
+            realtime_decision(
+                post,
+                rounded,
+                outcome,
                 model_version=model_version,
                 policy_version=policy.version,
-                ingested_at=post.ingested_at,
                 decided_at=decided_at,
-                cost_usd=0.0,
-                reason="provisional: sent to frontier"
-                if outcome.verdict is Verdict.BORDERLINE
-                else None,
             )
         )
         if outcome.verdict is Verdict.BORDERLINE:
             outputs.borderline.append(
-                BorderlineRequest(
-                    post_id=post.post_id,
-                    author_id=post.author_id,
-                    text=post.text,
-                    scores=rounded,
+                borderline_request(
+                    post,
+                    rounded,
                     model_version=model_version,
                     policy_version=policy.version,
-                    ingested_at=post.ingested_at,
-                    deadline_at=post.ingested_at + sla,
+                    sla=sla,
                 )
             )
     return outputs
