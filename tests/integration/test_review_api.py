@@ -117,7 +117,7 @@ _FILTER_TEXT = st.one_of(
 )
 @given(
     params=st.dictionaries(
-        st.sampled_from(["state", "reason", "min_severity", "post", "limit"]), _FILTER_TEXT
+        st.sampled_from(["state", "reason", "min_severity", "post", "limit", "after"]), _FILTER_TEXT
     )
 )
 async def test_sql_looking_filter_input_is_harmless(

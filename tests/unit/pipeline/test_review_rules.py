@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -18,6 +18,7 @@ from pipeline.review.rules import (
     human_decision,
     human_decision_id,
     priority,
+    priority_key,
     should_blur,
 )
 from pipeline.review.security import safe_next
@@ -162,3 +163,20 @@ def test_passwords_hash_with_argon2_and_verify() -> None:
     assert not verify_password("not-a-hash", "x")
     with pytest.raises(ValueError, match="at least"):
         hash_password("short")
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 64), st.integers(0, 10 * 3600)), min_size=2, max_size=20),
+    st.sampled_from([60.0, 3600.0, 86400.0]),
+)
+def test_the_priority_key_orders_like_the_priority(
+    specs: list[tuple[int, int]], aging: float
+) -> None:
+    """Lowest key first is highest priority first, at any moment (dyadic severities, whole
+    seconds: exact in floating point, so ties are real and broken alike by the index)."""
+    items = [(i, n / 64, NOW - timedelta(seconds=age)) for i, (n, age) in enumerate(specs)]
+    by_priority = sorted(
+        items, key=lambda it: (-priority(it[1], (NOW - it[2]).total_seconds(), aging), it[0])
+    )
+    by_key = sorted(items, key=lambda it: (priority_key(it[2], it[1], aging), it[0]))
+    assert by_priority == by_key
