@@ -35,6 +35,14 @@ from pipeline.config import Settings
     show_default=True,
     help="Length of the simulator's 529 burst (at most 15 % of the run).",
 )
+@click.option(
+    "--brokers",
+    type=click.IntRange(1, 9),
+    default=1,
+    show_default=True,
+    help="Kafka nodes of the private stack. With 3, topics are replicated and the Kafka fault "
+    "kills the leader of the busiest ingest partition instead of the only broker.",
+)
 @pass_context
 def bench_soak(
     ctx: CommandContext,
@@ -42,6 +50,7 @@ def bench_soak(
     rate: float | None,
     outage_seconds: float,
     burst_seconds: float,
+    brokers: int,
 ) -> None:
     """Real-time and frontier stages under steady traffic (1 % hostile) while Postgres and the
     broker are killed and restarted and the provider answers 529: nothing may be lost.
@@ -51,7 +60,11 @@ def bench_soak(
     """
     settings: Settings = ctx.settings
     plan = SoakPlan(
-        minutes=minutes, rate=rate, outage_seconds=outage_seconds, burst_seconds=burst_seconds
+        minutes=minutes,
+        rate=rate,
+        outage_seconds=outage_seconds,
+        burst_seconds=burst_seconds,
+        brokers=brokers,
     )
     figures = asyncio.run(run_soak(settings, plan, lambda line: click.echo(line, err=True)))
     click.echo(json.dumps(figures))

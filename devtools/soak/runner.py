@@ -4,6 +4,9 @@ Timeline (fractions of ``--minutes``): Postgres is killed at 20 %, the broker at
 simulator answers 529 to everything from 70 % (for ``burst_seconds``). Each killed service stays
 down ``outage_seconds`` and is then started again. 1 % of the posts are hostile records. Stages
 that exit are counted and restarted, as Kubernetes would.
+
+With ``brokers=3`` the private stack's Kafka is a 3-node cluster, and the Kafka fault kills
+(kill -9) the leader of the busiest ingest partition instead of the only broker.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ class SoakPlan:
     burst_seconds: float = 60.0
     hostile_every: int = 100
     drain_seconds: float = 180.0
+    brokers: int = 1
 
 
 @dataclass
@@ -97,13 +101,21 @@ async def _inject(run: _Run, started: float, duration: float, report: Report) ->
     schedule: list[tuple[float, str]] = [(0.2, "postgres"), (0.45, "kafka"), (0.7, "provider")]
     for fraction, name in schedule:
         await asyncio.sleep(max(0.0, started + fraction * duration - time.monotonic()))
-        at = time.monotonic()
+        at, label = time.monotonic(), name
         run.phase = f"{name} down"
         report(f"fault: {name} down")
         if name == "postgres":
             stack.kill_postgres()
             await asyncio.sleep(plan.outage_seconds)
             restart = await stack.start_postgres()
+        elif name == "kafka" and plan.brokers > 1:
+            topic = run.settings.topic_posts
+            node = await stack.leader(topic, await stack.busiest_partition(topic))
+            label = f"kafka node {node} (ingest leader)"
+            report(f"fault: killing {label}")
+            stack.kill_broker(node)
+            await asyncio.sleep(plan.outage_seconds)
+            restart = await stack.start_broker(node)
         elif name == "kafka":
             stack.kill_kafka()
             await asyncio.sleep(plan.outage_seconds)
@@ -113,9 +125,9 @@ async def _inject(run: _Run, started: float, duration: float, report: Report) ->
             await asyncio.sleep(burst)
             await _set_simulator(run.sim_port, rate_529=0.0)
             restart = 0.0
-        run.windows.append(FaultWindow(name, at, time.monotonic(), restart))
+        run.windows.append(FaultWindow(label, at, time.monotonic(), restart))
         run.phase = "steady"
-        report(f"fault: {name} back after {time.monotonic() - at:.1f} s (restart {restart:.1f} s)")
+        report(f"fault: {label} back after {time.monotonic() - at:.1f} s (restart {restart:.1f} s)")
 
 
 async def _pending(settings: Settings, traffic: Traffic, watcher: Watcher) -> int:
@@ -209,6 +221,7 @@ async def run_soak(settings: Settings, plan: SoakPlan, report: Report) -> dict[s
     async with chaos_stack(
         settings,
         root,
+        plan.brokers,
         realtime_metrics_port=free_port(),
         frontier_metrics_port=free_port(),
     ) as stack:
@@ -243,7 +256,7 @@ async def run_soak(settings: Settings, plan: SoakPlan, report: Report) -> dict[s
         figures["process_exits"] += sum(1 for code in final_codes if code not in (0, None))
         figures.update(
             {"minutes": plan.minutes, "rate_posts_per_s": round(rate, 1), "simulator": True,
-             "logs": str(logs)}
+             "brokers": plan.brokers, "logs": str(logs)}
         )  # fmt: skip
         return figures
 

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from pipeline.config import Settings, load_settings
-from pipeline.errors import MigrationError
+from pipeline.errors import MigrationError, SettingsError
 from pipeline.stack import KafkaBroker, PostgresServer, down, status, up
 from pipeline.stack._process import port_open
 from pipeline.store.migrate import LOCK_KEY, load_migrations, migrate
@@ -97,6 +97,24 @@ async def test_topics_exist_with_configured_partitions(stack_settings: Settings)
         await admin.close()
     assert {t["topic"]: len(t["partitions"]) for t in described} == wanted
     assert all(t["error_code"] == 0 for t in described)
+    # One broker: no replicas to spare (a 3-broker cluster gets RF 3: test_cluster_failover).
+    assert {len(p["replicas"]) for t in described for p in t["partitions"]} == {1}
+
+
+def test_cluster_settings_list_every_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(kafka_brokers=3, kafka_bootstrap_servers="127.0.0.1:19092")
+    expanded = "127.0.0.1:19092,127.0.0.1:19102,127.0.0.1:19112"
+    assert settings.kafka_bootstrap_servers == expanded
+    nodes = [KafkaBroker(settings, i) for i in (1, 2, 3)]
+    assert [(n.port, n.controller_port) for n in nodes] == [
+        (19092, 19093), (19102, 19103), (19112, 19113)
+    ]  # fmt: skip
+    assert len({n.home for n in nodes} | {n.pid_file for n in nodes}) == 6
+    for name, value in settings.as_env().items():  # what a child process receives
+        monkeypatch.setenv(name, value)
+    assert load_settings().kafka_bootstrap_servers == expanded
+    with pytest.raises(SettingsError, match="MODSTREAM_KAFKA_BOOTSTRAP_SERVERS"):
+        load_settings(kafka_brokers=3, kafka_bootstrap_servers="127.0.0.1:1,127.0.0.1:5")
 
 
 async def test_post_event_round_trip(stack_settings: Settings) -> None:
