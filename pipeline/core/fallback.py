@@ -17,16 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from pipeline.core.resilience import ProviderErrorKind
-from schemas import (
-    BorderlineRequest,
-    DecisionEvent,
-    ReviewItem,
-    ReviewReason,
-    Stage,
-    Verdict,
-    decision_id,
-    review_item_id,
-)
+from schemas import BorderlineRequest, DecisionEvent, Stage, Verdict, decision_id
 
 FALLBACK_RULE_VERSION = "fallback-v1"
 
@@ -91,18 +82,3 @@ def fallback_decision(
         ),
     )
 
-
-def review_item(
-    decision: DecisionEvent, *, reason: ReviewReason, detail: str, enqueued_at: datetime
-) -> ReviewItem:
-    """A review-queue item for ``decision`` (idempotent id: post, reason, decision)."""
-    return ReviewItem(
-        item_id=review_item_id(decision.post_id, reason, decision.decision_id),
-        post_id=decision.post_id,
-        reason=reason,
-        detail=detail[:1000],
-        severity=max(decision.scores.values(), default=0.0),
-        source_decision_id=decision.decision_id,
-        scores=decision.scores,
-        enqueued_at=enqueued_at,
-    )

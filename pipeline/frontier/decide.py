@@ -17,13 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pipeline.core.deadline import Deadline
-from pipeline.core.fallback import (
-    FallbackCause,
-    cause_of,
-    fallback_decision,
-    fallback_reason,
-    review_item,
-)
+from pipeline.core.fallback import FallbackCause, cause_of, fallback_decision, fallback_reason
 from pipeline.core.frontier_answer import frontier_decision
 from pipeline.core.policy import Policy, load_policy
 from pipeline.core.resilience import (
@@ -31,6 +25,7 @@ from pipeline.core.resilience import (
     ProviderErrorKind,
     decide_retry,
 )
+from pipeline.core.review_items import review_item
 from pipeline.core.verdict_guard import check_answer, reason_codes, review_detail
 from pipeline.frontier.client import Classified, FrontierClient
 from pipeline.frontier.config import DeciderConfig

@@ -12,9 +12,9 @@ from pipeline.core.fallback import (
     fallback_decision,
     fallback_reason,
     fallback_verdict,
-    review_item,
 )
 from pipeline.core.resilience import ProviderErrorKind
+from pipeline.core.review_items import review_item
 from schemas import BorderlineRequest, ReviewReason, Stage, Verdict, decision_id, encode
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
