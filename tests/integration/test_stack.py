@@ -102,7 +102,9 @@ async def test_topics_exist_with_configured_partitions(stack_settings: Settings)
 
 
 def test_cluster_settings_list_every_node(monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = load_settings(kafka_brokers=3, kafka_bootstrap_servers="127.0.0.1:19092")
+    settings = load_settings(
+        kafka_brokers=3, kafka_bootstrap_servers="127.0.0.1:19092", kafka_controller_port=19093
+    )
     expanded = "127.0.0.1:19092,127.0.0.1:19102,127.0.0.1:19112"
     assert settings.kafka_bootstrap_servers == expanded
     nodes = [KafkaBroker(settings, i) for i in (1, 2, 3)]
