@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import random
 import time
@@ -45,6 +44,7 @@ from classifiers.model import (
 )
 from classifiers.thresholds import choose_thresholds
 from classifiers.tokenize import TextEncoder
+from classifiers.train_metrics import auc_table, mean_pr_auc, split_counts
 
 log = structlog.get_logger(__name__)
 Array = npt.NDArray[np.float64]
@@ -271,36 +271,6 @@ def _train_finetune(
     return encoder, head, probs
 
 
-def _auc_table(
-    data: _Data, probs: Array, splits: Sequence[str]
-) -> dict[str, dict[str, dict[str, float]]]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    table: dict[str, dict[str, dict[str, float]]] = {}
-    for name in splits:
-        dataset, split = name.split(":")
-        idx = data.indices(split, None if dataset == "all" else dataset)
-        row: dict[str, dict[str, float]] = {}
-        for j, label in enumerate(LABELS):
-            known = [i for i in idx if data.weights[i, j] >= 1.0]
-            y = data.targets[known, j].numpy()
-            if len(known) < 10 or y.min() == y.max():
-                continue
-            p = probs[known, j]
-            row[label] = {
-                "roc_auc": round(float(roc_auc_score(y, p)), 4),
-                "pr_auc": round(float(average_precision_score(y, p)), 4),
-                "n": len(known),
-            }
-        table[name] = row
-    return table
-
-
-def _mean_pr_auc(table: dict[str, dict[str, dict[str, float]]]) -> float:
-    values = [m["pr_auc"] for split in table.values() for m in split.values()]
-    return float(np.mean(values)) if values else 0.0
-
-
 def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     """Train the candidates, keep the best, write artifacts to ``cfg.out_dir``; returns metadata."""
     say: Progress = progress or (lambda msg: log.info("train.progress", step=msg))
@@ -333,12 +303,12 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
 
     comparison: dict[str, Any] = {}
     for name, (_, _, probs, _) in results.items():
-        table = _auc_table(data, probs, splits)
+        table = auc_table(data, probs, splits)
         held = {k: v for k, v in table.items() if k != "all:dev"}
         comparison[name] = {
             "splits": table,
-            "held_out_mean_pr_auc": round(_mean_pr_auc(held), 4),
-            "dev_mean_pr_auc": round(_mean_pr_auc({"d": table["all:dev"]}), 4),
+            "held_out_mean_pr_auc": round(mean_pr_auc(held), 4),
+            "dev_mean_pr_auc": round(mean_pr_auc({"d": table["all:dev"]}), 4),
         }
     chosen = max(comparison, key=lambda n: comparison[n]["held_out_mean_pr_auc"])
     enc, head, probs, top_layers = results[chosen]
@@ -361,46 +331,12 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
             for k, v in asdict(cfg).items()
             if k not in {"data_dir", "out_dir"}
         },
-        "counts": {f"{d}:{s}": n for (d, s), n in sorted(_counts(examples).items())},
+        "counts": {f"{d}:{s}": n for (d, s), n in sorted(split_counts(examples).items())},
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "train_seconds": round(time.monotonic() - started, 1),
     }
     save_artifacts(ModerationModel(enc, head), top_layers, meta, cfg.out_dir)
     say(f"chose {chosen}; artifacts in {cfg.out_dir}")
-    return meta
-
-
-def _counts(examples: list[Example]) -> dict[tuple[str, str], int]:
-    out: dict[tuple[str, str], int] = {}
-    for e in examples:
-        out[(e.dataset, e.split)] = out.get((e.dataset, e.split), 0) + 1
-    return out
-
-
-def retune_thresholds(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
-    """Re-choose thresholds for the saved model (torch on the dev split); updates the metadata."""
-    from classifiers.layout import META_FILE
-    from classifiers.model import load_model
-
-    say: Progress = progress or (lambda msg: log.info("train.progress", step=msg))
-    torch.set_num_threads(cfg.threads)
-    model, meta = load_model(cfg.out_dir)
-    dev = [e for e in load_examples(cfg.data_dir) if e.split == "dev"]
-    encoder = TextEncoder(base_model_dir() / "tokenizer.json", int(meta["max_tokens"]))
-    ids = encoder.encode([e.text for e in dev])
-    order = np.argsort([len(row) for row in ids])
-    probs = np.zeros((len(dev), len(LABELS)))
-    with torch.inference_mode():
-        for s in range(0, len(order), 128):
-            rows = order[s : s + 128]
-            input_ids, mask = encoder.pad([ids[i] for i in rows])
-            probs[rows] = model(torch.from_numpy(input_ids), torch.from_numpy(mask)).numpy()
-    say(f"scored {len(dev)} dev texts")
-    meta["thresholds"], meta["tradeoff"] = choose_thresholds(
-        dev, probs, LABELS, cfg.removal_precision, cfg.borderline_budget
-    )
-    path = cfg.out_dir / META_FILE
-    path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return meta
 
 
@@ -424,6 +360,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     say: Progress = lambda msg: print(msg, flush=True)  # noqa: E731
     if args.thresholds_only:
+        from classifiers.retune import retune_thresholds
+
         retune_thresholds(cfg, say)
     else:
         train(cfg, progress=say)
