@@ -23,7 +23,7 @@ from pipeline.core.resilience import BreakerPolicy, CircuitBreaker
 from pipeline.errors import DependencyConfigError
 from pipeline.frontier.app import frontier_stage
 from pipeline.frontier.client import FrontierClient
-from pipeline.frontier.config import ClientConfig
+from pipeline.frontier.config import ClientConfig, DeciderConfig
 from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.health import ProviderHealth
 from pipeline.frontier.metrics import FrontierMetrics
@@ -48,7 +48,9 @@ def _stage(store: FakeVerdictStore, publisher: FakeEventPublisher) -> FrontierSt
     return frontier_stage(
         settings,
         decider=FrontierDecider(
-            FrontierClient(ClientConfig.from_settings(settings)), settings, metrics=metrics
+            FrontierClient(ClientConfig.from_settings(settings)),
+            DeciderConfig.from_settings(settings),
+            metrics=metrics,
         ),
         publisher=publisher,
         store=store,
