@@ -5,15 +5,16 @@ A chunk is delivered (written inside a savepoint, then its changed decisions pub
 whole. When a dependency rejects the data (:class:`~pipeline.errors.RecordRejectedError`), the
 savepoint is rolled back and the chunk is bisected by post until the posts that fail alone are
 found; everything else is written and published, and the culprits are recorded in the run's
-report (``rejected_posts``: post id and reason, never text). The checkpoint and the running state
-commit with the verdicts, so a chunk is either entirely done or redone after a restart.
+state (:class:`~replay.run_state.RunState`: post id and reason, never text). The checkpoint and
+the running state commit with the verdicts, so a chunk is either entirely done or redone after a
+restart.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 
@@ -21,26 +22,12 @@ from pipeline.errors import RecordRejectedError
 from pipeline.log import get_logger
 from replay import store
 from replay.decide import ChunkPlan
+from replay.run_state import Rejection, RunState
 from schemas import DecisionEvent, ReviewItem
 
 log = get_logger(__name__)
 
-#: The report keeps at most this many rejected posts by id (the count is always complete).
-MAX_REJECTED_LISTED = 1000
-
 Publish = Callable[[Sequence[DecisionEvent], Sequence[ReviewItem]], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """A post whose outputs a dependency refused on their own."""
-
-    post_id: str
-    dependency: str
-    reason: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"post_id": self.post_id, "dependency": self.dependency, "reason": self.reason}
 
 
 class ChunkSink(Protocol):
@@ -104,28 +91,6 @@ async def _isolate(plan: ChunkPlan, post_ids: list[str], sink: ChunkSink) -> lis
     ]
 
 
-def with_rejections(state: dict[str, Any], rejected: Sequence[Rejection]) -> dict[str, Any]:
-    """A copy of the run state with ``rejected`` added to its count and (capped) list."""
-    if not rejected:
-        return state
-    listed = list(state.get("rejected_posts", []))
-    room = max(MAX_REJECTED_LISTED - len(listed), 0)
-    listed.extend(r.to_json() for r in rejected[:room])
-    return {
-        **state,
-        "rejected": int(state.get("rejected", 0)) + len(rejected),
-        "rejected_posts": listed,
-    }
-
-
-def rejections_of(state: dict[str, Any]) -> dict[str, Any]:
-    """The report's ``rejected`` count and ``rejected_posts`` list from the run state."""
-    return {
-        "rejected": int(state.get("rejected", 0)),
-        "rejected_posts": list(state.get("rejected_posts", [])),
-    }
-
-
 class PostgresChunkSink:
     """Writes a part of a chunk inside a savepoint of ``conn``'s transaction, then publishes it;
     a failure rolls the part's rows back, so a rejected post leaves nothing behind."""
@@ -161,18 +126,20 @@ async def commit_chunk(
     plan: ChunkPlan,
     *,
     publish: Publish,
-    state: dict[str, Any],
+    state: RunState,
     retry: bool,
-) -> dict[str, Any]:
+) -> RunState:
     """Deliver the chunk, checkpoint it and save ``state`` in one transaction; returns the state
     now stored. A retry first checks whether an earlier attempt committed (its answer lost)."""
     async with store.transaction(pool) as conn:
         if retry and await store.checkpoint_written(conn, run_id, done.number):
             run = await store.get_run(conn, run_id)
             log.info("replay.chunk_already_committed", run_id=run_id, chunk=done.number)
-            return dict(run.report) if run is not None else state
+            if run is None:
+                return state
+            return RunState.from_json(run.report, max_samples=state.tally.max_samples)
         rejected = await deliver_isolating(plan, PostgresChunkSink(conn, publish))
-        stored = with_rejections(state, rejected)
+        stored = state.with_rejections(rejected)
         await store.write_checkpoint(
             conn,
             run_id,
@@ -181,5 +148,5 @@ async def commit_chunk(
             posts=done.posts,
             changed=plan.tally.changed,
         )
-        await store.save_state(conn, run_id, stored)
+        await store.save_state(conn, run_id, stored.to_json())
         return stored

@@ -2,9 +2,10 @@
 
 The same :func:`~pipeline.core.policy.evaluate` as the real-time stage decides each post:
 
-- allow/remove → a batch-stage decision that enters the history and may move the current verdict
+- allow/remove → a replay-stage decision (stage ``batch`` on the wire,
+  :mod:`pipeline.core.replay_decisions`) that enters the history and may move the current verdict
   (:mod:`pipeline.store.pg` keeps human verdicts final);
-- borderline → a batch-stage *borderline record* kept in the history only (the current verdict
+- borderline → a replay-stage *borderline record* kept in the history only (the current verdict
   stays until the Message Batch answers; the record is what the frontier phase picks up), unless
   the frontier model already decided the post under this policy;
 - a decision is *changed* when its verdict differs from the previous current verdict (and that
@@ -21,19 +22,13 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.core.policy import Policy, evaluate
+from pipeline.core.replay_decisions import REPLAY_STAGE, replay_decision
+from pipeline.core.review_items import review_item
 from replay.report import Tally
-from schemas import (
-    DecisionEvent,
-    ReviewItem,
-    ReviewReason,
-    Stage,
-    Verdict,
-    decision_id,
-    review_item_id,
-)
+from schemas import DecisionEvent, ReviewItem, ReviewReason, Stage, Verdict
 
 FLIP_VERDICTS = frozenset({Verdict.ALLOW.value, Verdict.REMOVE.value})
-FRONTIER_STAGES = frozenset({Stage.FRONTIER.value, Stage.BATCH.value})
+FRONTIER_STAGES = frozenset({Stage.FRONTIER.value, REPLAY_STAGE.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,21 +131,14 @@ def decide_chunk(
                 continue
             if human:
                 continue
-        decision = DecisionEvent(
-            decision_id=decision_id(post.post_id, Stage.BATCH, model_version, policy.version),
-            post_id=post.post_id,
-            verdict=outcome.verdict,
-            scores=rounded,
-            categories=list(outcome.categories),
-            stage=Stage.BATCH,
+        decision = replay_decision(
+            post.post_id,
+            post.ingested_at,
+            outcome,
+            rounded,
             model_version=model_version,
             policy_version=policy.version,
-            ingested_at=post.ingested_at,
             decided_at=decided_at,
-            cost_usd=0.0,
-            reason="replay: sent to message batch"
-            if outcome.verdict is Verdict.BORDERLINE
-            else "replay",
         )
         if outcome.verdict is Verdict.BORDERLINE:
             plan.borderline.append(decision)
@@ -168,16 +156,11 @@ def decide_chunk(
             if severity >= flip_severity_at:
                 tally.flips_to_review += 1
                 plan.reviews.append(
-                    ReviewItem(
-                        item_id=review_item_id(
-                            post.post_id, ReviewReason.BATCH_FLIP, decision.decision_id
-                        ),
-                        post_id=post.post_id,
+                    review_item(
+                        decision,
                         reason=ReviewReason.BATCH_FLIP,
                         detail=f"{post.prev_verdict}->{new}",
                         severity=severity,
-                        source_decision_id=decision.decision_id,
-                        scores=rounded,
                         enqueued_at=decided_at,
                     )
                 )

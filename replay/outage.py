@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import asyncpg
 
@@ -31,6 +31,8 @@ from pipeline.errors import DependencyConfigError, DependencyUnavailableError, M
 from pipeline.frontier.errors import FrontierError
 from pipeline.log import get_logger
 from pipeline.store.errors import translated
+from replay import store
+from replay.message_batch_client import BatchClient, BatchOutcome, BatchResult
 
 log = get_logger(__name__)
 
@@ -154,6 +156,17 @@ class ReplayGuard:
             )
         return result
 
+    async def on_connection(
+        self, pool: asyncpg.Pool, work: Callable[[asyncpg.Connection], Awaitable[T]], *, what: str
+    ) -> T:
+        """``work`` on a pooled connection, retried whole through Postgres outages."""
+
+        async def attempt() -> T:
+            async with store.connection(pool) as conn:
+                return await work(conn)
+
+        return await self.call(attempt, what=what)
+
 
 async def open_pool(dsn: str, guard: ReplayGuard) -> asyncpg.Pool:
     """The run's connection pool, once Postgres answers; bad credentials raise at once."""
@@ -181,14 +194,13 @@ class GuardedBatchClient:
     money, never a duplicate verdict.
     """
 
-    def __init__(self, client: Any, guard: ReplayGuard) -> None:
+    def __init__(self, client: BatchClient, guard: ReplayGuard) -> None:
         self._client = client
         self._guard = guard
 
     @property
     def model(self) -> str:
-        model: str = self._client.model
-        return model
+        return self._client.model
 
     async def _translated(self, operation: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -201,22 +213,22 @@ class GuardedBatchClient:
 
     async def submit_batch(self, items: Sequence[tuple[str, str]]) -> str:
         async def submit() -> str:
-            batch_id: str = await self._client.submit_batch(items)
-            return batch_id
+            return await self._client.submit_batch(items)
 
         return await self._guard.call(
             lambda: self._translated(submit), what="submit a message batch"
         )
 
-    async def poll_batch(self, batch_id: str, *, timeout_s: float | None = None) -> Any:
-        async def poll() -> Any:
+    async def poll_batch(self, batch_id: str, *, timeout_s: float | None = None) -> BatchOutcome:
+        async def poll() -> BatchOutcome:
             return await self._client.poll_batch(batch_id, timeout_s=timeout_s)
 
         return await self._guard.call(lambda: self._translated(poll), what="poll a message batch")
 
-    async def batch_results(self, batch_id: str) -> AsyncIterator[Any]:
+    async def batch_results(self, batch_id: str) -> AsyncIterator[BatchResult]:
         """Stream the results of an ended batch, translating provider errors (not retried here:
-        the caller reads again from the start, see :meth:`replay.batches.BatchPhase`)."""
+        the caller reads again from the start, see
+        :class:`replay.message_batches.MessageBatchPhase`)."""
         try:
             async for item in self._client.batch_results(batch_id):
                 yield item

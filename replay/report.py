@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 NONE = "none"  # the "previous verdict" of a post that had no current verdict
@@ -153,6 +154,45 @@ class FrontierTally:
 
 def throughput(posts: int, seconds: float) -> float:
     return round(posts / seconds, 1) if seconds > 0 else 0.0
+
+
+def final_report(
+    *,
+    run_id: str | None,
+    status: str,
+    dry_run: bool,
+    request: dict[str, Any],
+    model_version: str,
+    policy_version: str,
+    tally: Tally,
+    frontier: dict[str, Any],
+    duration_s: float,
+    posts_this_process: int,
+    resumes: int,
+    rejections: dict[str, Any],
+    error: str | None,
+    finished_at: datetime,
+) -> dict[str, Any]:
+    """The run's report: stored with the run, printed, and sent to the webhook."""
+    report: dict[str, Any] = {
+        "run_id": run_id,
+        "status": status,
+        "dry_run": dry_run,
+        "request": request,
+        "model_version": model_version,
+        "policy_version": policy_version,
+        **tally.to_json(),
+        "frontier": frontier,
+        "duration_s": round(duration_s, 3),
+        "posts_this_process": posts_this_process,
+        "posts_per_s": throughput(posts_this_process, duration_s),
+        "resumes": resumes,
+        **rejections,
+        "finished_at": finished_at.isoformat(),
+    }
+    if error is not None:
+        report["error"] = error
+    return report
 
 
 def render_text(report: dict[str, Any]) -> str:

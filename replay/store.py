@@ -25,15 +25,12 @@ import asyncpg
 from pipeline.store.errors import translated
 from pipeline.store.pg import write_rows
 from replay.decide import ReplayPost
+from replay.run_state import RUNNING
 from replay.selection import Selection, count_query, page_query
 from schemas import DecisionEvent, ReviewItem
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +96,16 @@ async def unlock_run(conn: asyncpg.Connection, run_id: str) -> None:
 
 
 @_translating
-async def create_run(conn: asyncpg.Connection, run_id: str, params: dict[str, Any]) -> None:
+async def create_run(
+    conn: asyncpg.Connection, run_id: str, params: dict[str, Any], state: dict[str, Any]
+) -> None:
+    """A new run, marked running, with its frozen ``params`` and initial ``state``."""
     await conn.execute(
         "INSERT INTO replay_runs (run_id, status, params, report) VALUES ($1, $2, $3::jsonb, $4)",
         run_id,
         RUNNING,
         json.dumps(params),
-        json.dumps({"state": RUNNING}),
+        json.dumps(state),
     )
 
 

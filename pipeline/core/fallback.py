@@ -81,4 +81,3 @@ def fallback_decision(
             f"vs threshold {remove_threshold}); the frontier model gave no answer: {reason}."
         ),
     )
-

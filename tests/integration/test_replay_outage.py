@@ -27,9 +27,11 @@ import pytest
 
 from pipeline.config import Settings
 from pipeline.kafka.producer import KafkaEventPublisher
-from replay.job import ReplayError, ReplayJob, ReplayRequest
-from replay.job import _interruptible as interruptible
+from replay.app import interruptible
+from replay.errors import ReplayError
+from replay.job import ReplayJob
 from replay.outage import ReplayGuard
+from replay.request import ReplayRequest
 from tests.fixtures.outage import DisposableStack, disposable_stack
 from tests.fixtures.services import fetch_rows, isolated_settings, read_topic
 from tests.integration.test_replay import POLICY, KeywordClassifier

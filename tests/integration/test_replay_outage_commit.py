@@ -18,6 +18,7 @@ from pipeline.errors import RecordRejectedError
 from replay import store
 from replay.commit import ChunkDone, commit_chunk
 from replay.decide import ReplayPost, decide_chunk
+from replay.run_state import RunState
 from schemas import DecisionEvent, ReviewItem
 from tests.integration.test_replay import POLICY
 
@@ -56,13 +57,13 @@ async def test_a_post_postgres_refuses_is_isolated_and_a_retried_commit_is_not_r
     )
     try:
         async with pool.acquire() as conn:
-            await store.create_run(conn, run_id, {"test": True})
+            await store.create_run(conn, run_id, {"test": True}, RunState().to_json())
         commit = functools.partial(
-            commit_chunk, pool, run_id, done, plan, publish=publish, state={"tally": {}}
+            commit_chunk, pool, run_id, done, plan, publish=publish, state=RunState()
         )
         stored = await commit(retry=False)
-        assert stored["rejected"] == 1
-        [rejection] = stored["rejected_posts"]
+        assert stored.rejected == 1
+        [rejection] = stored.rejections_json()["rejected_posts"]
         assert rejection["post_id"] == poisoned and rejection["dependency"] == "postgres"
         assert "SQLSTATE 22" in rejection["reason"]
         kept = sorted(p.post_id for p in posts if p.post_id != poisoned)
@@ -82,7 +83,7 @@ async def test_a_post_postgres_refuses_is_isolated_and_a_retried_commit_is_not_r
             late = {"tally": {"posts": 999}, "rejected": 0, "error": "stopped"}
             await store.finish_run(conn, run_id, "failed", late)
         report = await pool.fetchval("SELECT report FROM replay_runs WHERE run_id = $1", run_id)
-        assert json.loads(report) == {**late, "tally": stored["tally"], "rejected": 1} | {
+        assert json.loads(report) == {**late, "tally": stored.tally.to_json(), "rejected": 1} | {
             "rejected_posts": [rejection]
         }
     finally:

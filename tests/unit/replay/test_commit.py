@@ -6,15 +6,9 @@ from datetime import UTC, datetime
 
 from pipeline.core.policy import Policy, Thresholds
 from pipeline.errors import RecordRejectedError
-from replay.commit import (
-    MAX_REJECTED_LISTED,
-    Rejection,
-    deliver_isolating,
-    plan_post_ids,
-    rejections_of,
-    with_rejections,
-)
+from replay.commit import deliver_isolating, plan_post_ids
 from replay.decide import ChunkPlan, ReplayPost, decide_chunk
+from replay.run_state import Rejection
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
 POLICY = Policy(version="p1", thresholds={"toxic": Thresholds(remove_at=0.8, review_at=0.5)})
@@ -89,21 +83,3 @@ async def test_a_chunk_of_one_rejected_post() -> None:
     sink = FakeSink(unstorable={"p00"}, unpublishable=set())
     assert [r.post_id for r in await deliver_isolating(chunk_plan(1), sink)] == ["p00"]
     assert sink.delivered == []
-
-
-def test_rejections_add_up_in_the_run_state_and_the_list_is_capped() -> None:
-    state: dict[str, object] = {"tally": {}}
-    assert with_rejections(state, []) is state
-    one = with_rejections(state, [Rejection("p1", "postgres", "DataError")])
-    assert one["rejected"] == 1
-    assert one["rejected_posts"] == [
-        {"post_id": "p1", "dependency": "postgres", "reason": "DataError"}
-    ]
-    many = [Rejection(f"q{i}", "kafka", "too large") for i in range(MAX_REJECTED_LISTED + 5)]
-    capped = with_rejections(one, many)
-    assert capped["rejected"] == MAX_REJECTED_LISTED + 6
-    assert isinstance(capped["rejected_posts"], list)
-    assert len(capped["rejected_posts"]) == MAX_REJECTED_LISTED
-    assert "rejected" not in state  # the caller's state is not changed
-    assert rejections_of(state) == {"rejected": 0, "rejected_posts": []}
-    assert rejections_of(capped)["rejected"] == MAX_REJECTED_LISTED + 6
