@@ -12,7 +12,7 @@ import asyncio
 import json
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,10 +28,11 @@ from pipeline.core.resilience import ProviderErrorKind
 from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.config import ClientConfig
 from pipeline.frontier.errors import FrontierError
-from pipeline.frontier.sim import SimConfig, SimulatorServer
+from devtools.sim import SimConfig, SimulatorServer
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.store.pg import PostgresStore
-from replay.job import ReplayJob, ReplayRequest
+from replay.job import ReplayJob
+from replay.request import ReplayRequest
 from schemas import DecisionEvent, Stage, Verdict, decision_id
 from tests.fixtures.fakes import FixedScoreClassifier
 from tests.fixtures.services import fetch_rows, isolated_settings, read_topic
@@ -432,6 +433,31 @@ async def test_webhook_receives_the_report(
     assert received[0]["status"] == "succeeded"
 
 
+async def until(
+    check: Callable[[], Awaitable[bool]], task: asyncio.Task[Any], *, limit_s: float
+) -> None:
+    """Poll ``check`` (a condition, not a delay) until true; fails if ``task`` ends first."""
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while not await check():
+        assert not task.done(), f"the replay ended first: {task.result()!r}"
+        assert asyncio.get_running_loop().time() < deadline, f"not within {limit_s} s"
+        await asyncio.sleep(0.05)
+
+
+async def submitted_and_saved(
+    pool: asyncpg.Pool,
+    pre: str,
+    known: set[str],
+    batches: Callable[[], Awaitable[list[str]]],
+) -> bool:
+    """The run has submitted a Message Batch and saved its id with the run (so it polls)."""
+    report = await pool.fetchval(
+        "SELECT report FROM replay_runs WHERE params->'selection'->>'id_prefix' = $1", pre
+    )
+    saved = {b["id"] for b in json.loads(report or "{}").get("frontier_batches", [])}
+    return bool(saved & (set(await batches()) - known))
+
+
 async def test_interrupted_while_polling_collects_the_same_batch(
     settings: Settings, pool: asyncpg.Pool, sim: SimulatorServer
 ) -> None:
@@ -455,11 +481,7 @@ async def test_interrupted_while_polling_collects_the_same_batch(
         task = asyncio.create_task(
             run_job(local, pool, ReplayRequest(id_prefix=pre, progress=False), frontier=client)
         )
-        for _ in range(400):  # until the run has submitted its batch
-            if set(await batches()) - known:
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.2)
+        await until(lambda: submitted_and_saved(pool, pre, known, batches), task, limit_s=20)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
