@@ -27,8 +27,8 @@ test: $(STAMP) browser
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check schemas classifiers pipeline replay tests
-	$(BIN)/mypy schemas classifiers pipeline replay
+	$(BIN)/ruff check schemas classifiers pipeline replay devtools modstream tests
+	$(BIN)/mypy schemas classifiers pipeline replay devtools modstream
 
 up: $(STAMP)
 	$(BIN)/modstream up

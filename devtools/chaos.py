@@ -29,10 +29,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
+from devtools.stack import KafkaCluster, down, up
+from devtools.stack.kafka import PORT_STEP, KafkaBroker
+from devtools.stack.postgres import PostgresServer
 from pipeline.config import Settings
-from pipeline.stack import KafkaCluster, down, up
-from pipeline.stack.kafka import PORT_STEP, KafkaBroker
-from pipeline.stack.postgres import PostgresServer
 
 
 def free_port() -> int:

@@ -1,7 +1,8 @@
 """Nightly replay: re-score historical posts with the current classifier and policy.
 
-``modstream replay`` (:mod:`modstream.commands.replay`) parses options; :mod:`replay.app` builds the
-collaborators from settings and runs a :class:`replay.job.ReplayJob`, which sequences:
+``modstream replay`` (:mod:`modstream.commands.replay`) parses options;
+:mod:`modstream.roots.replay` builds the collaborators from settings and runs a
+:class:`replay.job.ReplayJob`, which sequences:
 
 - selection (:mod:`replay.selection`): time window, ``--since-last-run``, ``--stale``,
   ``--category``, ``--sample``, ``--shard i/n``, frozen when the run starts (stored in

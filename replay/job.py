@@ -1,7 +1,7 @@
 """One replay run: select posts, re-score them at full throughput, write changes, report.
 
 The job sequences the phases with the collaborators it is given (the composition root,
-:mod:`replay.app`, builds them from settings):
+:mod:`modstream.roots.replay`, builds them from settings):
 
 1. open or resume the run (:class:`~replay.runs.RunBook`: runs table, checkpoints, lock);
 2. the scoring pass (:class:`~replay.scoring.ScoringPass`): read → score → decide, each chunk
@@ -54,7 +54,7 @@ __all__ = ["ReplayError", "ReplayJob", "ReplayRequest"]
 
 
 class ReplayJob:
-    """Runs one replay with the given collaborators (built by :func:`replay.app.run`)."""
+    """Runs one replay with the given collaborators (built by ``modstream.roots.replay.run``)."""
 
     def __init__(
         self,

@@ -39,7 +39,7 @@ def pytest_sessionfinish(session: object, exitstatus: int) -> None:
     """
     if os.environ.get("CI", "").lower() not in {"1", "true", "yes"}:
         return
+    from devtools.stack import down
     from pipeline.config import load_settings
-    from pipeline.stack import down
 
     down(load_settings())

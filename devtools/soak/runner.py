@@ -38,7 +38,7 @@ from devtools.soak.hostile import CANARY
 from devtools.soak.traffic import Traffic, Watcher
 from pipeline.config import Settings
 
-SAMPLE_POSTS = Path(__file__).resolve().parents[2] / "pipeline" / "demo" / "sample_posts.jsonl"
+SAMPLE_POSTS = Path(__file__).resolve().parents[1] / "demo" / "sample_posts.jsonl"
 Report = Callable[[str], None]
 
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-from pydantic import SecretStr
 
 from classifiers.base import Classifier
 from pipeline.config import Settings
@@ -115,21 +113,9 @@ def uses_real_api(settings: Settings) -> bool:
     return bool(settings.anthropic_api_key.get_secret_value()) and not settings.anthropic_base_url
 
 
-@asynccontextmanager
-async def endpoint(settings: Settings) -> AsyncIterator[tuple[Settings, bool]]:
-    """Settings pointing at the endpoint to use, and whether it is the simulator."""
-    if uses_real_api(settings):
-        yield settings, False
-        return
-    from pipeline.frontier.sim import SimConfig, SimulatorServer
-
-    async with SimulatorServer(SimConfig(seed=7)) as server:  # port 0: a free port
-        yield (
-            settings.model_copy(
-                update={"anthropic_base_url": server.url, "anthropic_api_key": SecretStr("sim")}
-            ),
-            True,
-        )
+Endpoint = Callable[[Settings], AbstractAsyncContextManager[tuple[Settings, bool]]]
+"""Given the settings, yields the settings of the endpoint to use and whether it is the simulator
+(the application layer provides it: the real API, or the bundled simulator)."""
 
 
 def _request(
@@ -167,7 +153,12 @@ async def run_cases(
 
 
 async def run_eval(
-    settings: Settings, cases: Sequence[Case], classifier: Classifier, policy: Policy
+    settings: Settings,
+    cases: Sequence[Case],
+    classifier: Classifier,
+    policy: Policy,
+    *,
+    endpoint: Endpoint,
 ) -> tuple[list[CaseResult], bool, str]:
     """Score the cases, decide them at the configured endpoint: (results, simulator?, model)."""
     scores = await classifier.apredict([case.text for case in cases])

@@ -25,7 +25,7 @@ GOOD = [
 
 def _modstream() -> list[str]:
     exe = shutil.which("modstream", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "pipeline.cli"]
+    return [exe] if exe else [sys.executable, "-m", "modstream.cli"]
 
 
 def test_classify_jsonl(model_dir: Path, tmp_path: Path) -> None:

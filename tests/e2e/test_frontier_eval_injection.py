@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from devtools.sim.rules import extract_post, judge
 from pipeline.frontier.injection_eval import load_corpus
 from pipeline.frontier.prompt import user_turn
-from pipeline.frontier.sim.rules import extract_post, judge
 
 pytestmark = pytest.mark.e2e
 
 
 def _modstream(*args: str) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("modstream", path=str(Path(sys.executable).parent))
-    argv = [exe] if exe else [sys.executable, "-m", "pipeline.cli"]
+    argv = [exe] if exe else [sys.executable, "-m", "modstream.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODSTREAM_ANTHROPIC_")}
     return subprocess.run(
         [*argv, "frontier", "eval-injection", *args],

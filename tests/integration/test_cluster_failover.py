@@ -24,8 +24,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from devtools.soak.traffic import Traffic
+from devtools.stack import KafkaCluster, up
 from pipeline.config import Settings, load_settings
-from pipeline.stack import KafkaCluster, up
 from tests.fixtures.outage import DisposableStack, disposable_stack, eventually
 from tests.fixtures.services import (
     StageProcess,

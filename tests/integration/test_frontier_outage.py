@@ -27,8 +27,8 @@ import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import SecretStr
 
+from devtools.sim import SimConfig, SimulatorServer
 from pipeline.config import Settings
-from pipeline.frontier.sim import SimConfig, SimulatorServer
 from schemas import BorderlineRequest, DecisionEvent, decode, encode
 from tests.fixtures.outage import DisposableStack, disposable_stack
 from tests.fixtures.services import StageProcess, fetch_rows, free_port, isolated_settings

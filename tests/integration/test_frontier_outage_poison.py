@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.sim import SimConfig, SimulatorServer
 from pipeline.config import Settings
-from pipeline.frontier.sim import SimConfig, SimulatorServer
 from schemas import BorderlineRequest, DeadLetter, DeadLetterReason, decode
 from tests.fixtures.services import StageProcess, read_topic
 from tests.integration.test_frontier_outage import (

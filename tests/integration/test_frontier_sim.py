@@ -23,6 +23,8 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+from devtools.sim import FAULT_HEADER, SimConfig, SimulatorServer
+from devtools.sim.rules import judge
 from pipeline.config import Settings, load_settings
 from pipeline.core.cost import CallMode, TokenUsage, cost_usd
 from pipeline.core.resilience import BreakerState, ProviderErrorKind
@@ -30,8 +32,6 @@ from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.config import ClientConfig, DeciderConfig
 from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.errors import FrontierError
-from pipeline.frontier.sim import FAULT_HEADER, SimConfig, SimulatorServer
-from pipeline.frontier.sim.rules import judge
 from pipeline.kafka.producer import KafkaEventPublisher
 from schemas import BorderlineRequest, ReviewReason, Stage, Verdict
 from tests.fixtures.services import StageProcess, free_port, isolated_settings

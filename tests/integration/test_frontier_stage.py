@@ -15,14 +15,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from devtools.sim import SimConfig, SimulatorServer
+from modstream.roots.frontier import frontier_stage
 from pipeline.availability import DependencyGuard
 from pipeline.config import Settings
-from pipeline.frontier.app import frontier_stage
 from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.config import ClientConfig, DeciderConfig
 from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.metrics import FrontierMetrics
-from pipeline.frontier.sim import SimConfig, SimulatorServer
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.store.pg import PostgresStore
 from schemas import (

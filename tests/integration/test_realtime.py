@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devtools.stack import up
 from pipeline.config import Settings, load_settings
-from pipeline.stack import up
 from schemas import BorderlineRequest, DeadLetter, DecisionEvent, Verdict, decode
 from tests.fixtures.services import (
     StageProcess,
@@ -30,7 +30,7 @@ from tests.fixtures.services import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("model_dir")]
 
-SAMPLE = Path(__file__).resolve().parents[2] / "pipeline" / "demo" / "sample_posts.jsonl"
+SAMPLE = Path(__file__).resolve().parents[2] / "devtools" / "demo" / "sample_posts.jsonl"
 TEXTS = [json.loads(line)["text"] for line in SAMPLE.read_text().splitlines()]
 
 

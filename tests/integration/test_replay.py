@@ -22,13 +22,13 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+from devtools.sim import SimConfig, SimulatorServer
 from pipeline.config import Settings
 from pipeline.core.policy import Policy, Thresholds
 from pipeline.core.resilience import ProviderErrorKind
 from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.config import ClientConfig
 from pipeline.frontier.errors import FrontierError
-from devtools.sim import SimConfig, SimulatorServer
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.store.pg import PostgresStore
 from replay.job import ReplayJob

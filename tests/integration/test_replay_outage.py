@@ -25,9 +25,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from modstream.roots.replay import interruptible
 from pipeline.config import Settings
 from pipeline.kafka.producer import KafkaEventPublisher
-from replay.app import interruptible
 from replay.errors import ReplayError
 from replay.job import ReplayJob
 from replay.outage import ReplayGuard

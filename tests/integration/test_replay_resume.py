@@ -21,8 +21,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from devtools.bench.replay import bench_texts
 from pipeline.config import Settings
-from replay.bench import bench_texts
 from tests.fixtures.model import model_dir  # noqa: F401 - the built-model fixture
 from tests.fixtures.services import MODSTREAM, REPO_ROOT, isolated_settings, settings_env
 

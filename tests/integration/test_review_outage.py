@@ -18,10 +18,10 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
+from devtools.stack.postgres import PostgresServer
+from modstream.roots.review import running_review
 from pipeline.config import Settings
 from pipeline.review.rules import Role
-from pipeline.review.service import running_review
-from pipeline.stack.postgres import PostgresServer
 from pipeline.store.migrate import migrate
 from tests.fixtures.review import PASSWORD, ReviewClient
 from tests.fixtures.services import free_port, isolated_settings

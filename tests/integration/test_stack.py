@@ -16,10 +16,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from devtools.stack import KafkaBroker, PostgresServer, down, status, up
+from devtools.stack._process import port_open
 from pipeline.config import Settings, load_settings
 from pipeline.errors import MigrationError, SettingsError
-from pipeline.stack import KafkaBroker, PostgresServer, down, status, up
-from pipeline.stack._process import port_open
 from pipeline.store.migrate import LOCK_KEY, load_migrations, migrate
 from schemas import PostEvent, decode, encode
 

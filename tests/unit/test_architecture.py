@@ -1,4 +1,15 @@
-"""The dependency direction of DESIGN.md, checked by walking every module's imports."""
+"""The layers of the code base, checked by walking every module's imports.
+
+``schemas`` ← ``classifiers`` ← ``pipeline`` ← ``replay`` ← ``devtools`` ← ``modstream``
+
+* ``modstream`` is the application layer: the CLI and each process's composition root
+  (:data:`COMPOSITION_ROOTS`). Nothing else imports it.
+* ``devtools`` is developer tooling (simulator, local stack, demo, benchmarks, fault
+  injection); the runtime never imports it, so a runtime image can leave it out.
+* ``pipeline.core`` is pure: no I/O library, nothing of pipeline's outside the core.
+* No module imports by string (``importlib.import_module``, ``__import__``), so every edge is
+  visible to this test.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +20,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("schemas", "classifiers", "pipeline", "replay")
+LAYERS = ("schemas", "classifiers", "pipeline", "replay", "devtools", "modstream")
+"""Each layer may import itself and the layers before it, never the ones after it."""
+COMPOSITION_ROOTS = {
+    "modstream.cli",
+    "modstream.roots.realtime",
+    "modstream.roots.frontier",
+    "modstream.roots.review",
+    "modstream.roots.replay",
+}
 ADAPTER_LIBRARIES = {
     "aiokafka",
     "asyncpg",
@@ -38,68 +57,83 @@ def imported(path: Path) -> set[str]:
     return names
 
 
+def dynamic_imports(path: Path) -> list[str]:
+    """Calls that import by string: ``importlib.import_module(...)``, ``__import__(...)``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if name in {"import_module", "__import__"}:
+                found.append(f"line {node.lineno}: {name}")
+    return found
+
+
 def top(name: str) -> str:
     return name.split(".")[0]
 
 
-@pytest.mark.parametrize(
-    ("package", "allowed"),
-    [
-        ("schemas", {"schemas"}),
-        ("classifiers", {"schemas", "classifiers"}),
-        ("pipeline", {"schemas", "classifiers", "pipeline"}),
-        ("replay", {"schemas", "classifiers", "pipeline", "replay"}),
-    ],
-)
-def test_nothing_imports_upwards(package: str, allowed: set[str]) -> None:
-    ours = set(PACKAGES)
+@pytest.mark.parametrize("layer", LAYERS)
+def test_nothing_imports_upwards(layer: str) -> None:
+    above = set(LAYERS[LAYERS.index(layer) + 1 :])
     bad = {
-        module: sorted(top(n) for n in imported(path) if top(n) in ours - allowed)
-        for module, path in modules(package)
+        module: sorted(n for n in imported(path) if top(n) in above)
+        for module, path in modules(layer)
     }
     assert {m: b for m, b in bad.items() if b} == {}
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_no_import_by_string(layer: str) -> None:
+    bad = {module: dynamic_imports(path) for module, path in modules(layer)}
+    assert {m: b for m, b in bad.items() if b} == {}
+
+
+def test_every_composition_root_lives_in_the_application_layer() -> None:
+    present = {module for module, _ in modules("modstream")}
+    assert present >= COMPOSITION_ROOTS
+    assert all(top(root) == "modstream" for root in COMPOSITION_ROOTS)
+
+
+def test_the_console_script_is_the_application_layer() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'modstream = "modstream.cli:main"' in pyproject
 
 
 def test_the_pure_core_does_no_io() -> None:
+    core = [(m, p) for m, p in modules("pipeline") if m.startswith("pipeline.core")]
     bad = {
-        module: sorted(n for n in imported(path) if top(n) in ADAPTER_LIBRARIES)
-        for module, path in modules("pipeline")
-        if module.startswith("pipeline.core")
-    }
-    bad.update(
-        {
-            module: sorted(
-                n
-                for n in imported(path)
-                if n.startswith("pipeline.")
-                and not (
-                    n.startswith("pipeline.core") or n in {"pipeline.errors", "pipeline.config"}
-                )
+        module: sorted(
+            n
+            for n in imported(path)
+            if top(n) in ADAPTER_LIBRARIES
+            or (
+                n.startswith("pipeline.")
+                and not n.startswith("pipeline.core")
+                and n not in {"pipeline.errors", "pipeline.config"}
             )
-            for module, path in modules("pipeline")
-            if module.startswith("pipeline.core")
-        }
-    )
-    assert {m: b for m, b in bad.items() if b} == {}
-
-
-def test_nothing_imports_a_composition_root() -> None:
-    roots = {"pipeline.cli"}
-    bad = {
-        module: sorted(n for n in imported(path) if n in roots)
-        for package in PACKAGES
-        for module, path in modules(package)
-        if module not in roots
+        )
+        for module, path in core
     }
     assert {m: b for m, b in bad.items() if b} == {}
 
 
 def test_anthropic_and_onnxruntime_each_have_one_importer() -> None:
     importers: dict[str, set[str]] = {"anthropic": set(), "onnxruntime": set()}
-    for package in PACKAGES:
-        for module, path in modules(package):
+    for layer in LAYERS:
+        for module, path in modules(layer):
             for name in imported(path):
                 if top(name) in importers:
                     importers[top(name)].add(module)
     assert importers["anthropic"] == {"pipeline.frontier.client"}
     assert importers["onnxruntime"] <= {"classifiers.onnx", "classifiers.export"}
+
+
+def test_no_product_module_is_over_400_lines() -> None:
+    long = {
+        module: n
+        for layer in LAYERS
+        for module, path in modules(layer)
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400
+    }
+    assert long == {}

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from devtools.sim.faults import Fault, FaultDraw, SimConfig
+from devtools.sim.messages import build_message, parse_request, stream_events
+from devtools.sim.rules import extract_post, judge
 from pipeline.frontier.prompt import escape_post, user_turn
-from pipeline.frontier.sim.faults import Fault, FaultDraw, SimConfig
-from pipeline.frontier.sim.messages import build_message, parse_request, stream_events
-from pipeline.frontier.sim.rules import extract_post, judge
 
 
 @pytest.mark.parametrize(

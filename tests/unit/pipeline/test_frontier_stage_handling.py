@@ -16,12 +16,12 @@ from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
+from modstream.roots.frontier import frontier_stage
 from pipeline.availability import DependencyGuard
 from pipeline.config import Settings
 from pipeline.core.backoff import BackoffPolicy
 from pipeline.core.resilience import BreakerPolicy, CircuitBreaker
 from pipeline.errors import DependencyConfigError
-from pipeline.frontier.app import frontier_stage
 from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.config import ClientConfig, DeciderConfig
 from pipeline.frontier.decide import FrontierDecider

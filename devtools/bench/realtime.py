@@ -1,0 +1,252 @@
+"""``modstream bench realtime``: the stream processor through the real broker, measured against
+the raw classifier and a naive per-message consumer on the same texts, in one run.
+
+Figures:
+- ``raw_posts_per_s``: ``classifier.predict`` alone on the texts, in micro-batches of the same size.
+- ``pipeline_posts_per_s``: the real stage draining a backlog on the ingest topic (decode, score,
+  Postgres write, publish, commit) — its maximum sustained rate.
+- ``naive_posts_per_s``: the same stage with batches of one message (score, write, publish and
+  commit per post), the way a first consumer is usually written.
+- ``p50_ms`` / ``p99_ms``: ingest → decision-visible-on-the-topic latency at half the maximum load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from classifiers.base import Classifier
+from pipeline.availability import DependencyGuard
+from pipeline.config import Settings
+from pipeline.core.policy import Policy
+from pipeline.kafka.admin import ensure_topics
+from pipeline.kafka.producer import KafkaEventPublisher
+from pipeline.realtime.config import RealtimeConfig
+from pipeline.realtime.stage import RealtimeStage
+from pipeline.store.pg import PostgresStore
+from schemas import PostEvent
+
+Report = Callable[[str], None]
+
+SAMPLE = Path(__file__).resolve().parent.parent / "demo" / "sample_posts.jsonl"
+
+
+def bench_texts(n: int) -> list[str]:
+    """``n`` texts cycling through the shipped sample posts (a realistic length mix)."""
+    texts = [json.loads(line)["text"] for line in SAMPLE.read_text("utf-8").splitlines()]
+    return [texts[i % len(texts)] + ("" if i < len(texts) else f" #{i}") for i in range(n)]
+
+
+def _isolated(settings: Settings, run_id: str, name: str, **extra: Any) -> Settings:
+    suffix = f"bench-{run_id}-{name}"
+    return settings.model_copy(
+        update={
+            "topic_posts": f"posts.ingest.{suffix}",
+            "topic_decisions": f"moderation.decisions.{suffix}",
+            "topic_borderline": f"moderation.borderline.{suffix}",
+            "topic_review": f"moderation.review.{suffix}",
+            "topic_dead_letter": f"posts.dead-letter.{suffix}",
+            "realtime_group_id": f"realtime-{suffix}",
+            **extra,
+        }
+    )
+
+
+async def _produce(
+    settings: Settings, run_id: str, texts: Sequence[str], *, rate: float | None = None
+) -> None:
+    async with KafkaEventPublisher(settings, client_id="bench-producer") as publisher:
+        started = time.monotonic()
+        chunk = 1 if rate else 500
+        for start in range(0, len(texts), chunk):
+            records = []
+            for i, text in enumerate(texts[start : start + chunk], start=start):
+                post = PostEvent(
+                    post_id=f"{run_id}-{i:07d}",
+                    author_id="bench",
+                    text=text,
+                    ingested_at=datetime.now(UTC),
+                )
+                records.append((post.post_id.encode(), post.model_dump_json().encode()))
+            await publisher.publish(settings.topic_posts, records)
+            if rate:
+                ahead = (start + chunk) / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+
+
+async def _drain(
+    settings: Settings,
+    classifier: Classifier,
+    policy: Policy,
+    store: PostgresStore,
+    expected: int,
+) -> float:
+    """Run the stage until it processed ``expected`` messages; posts/s from first to last."""
+    async with KafkaEventPublisher(settings) as publisher:
+        stage = RealtimeStage(
+            RealtimeConfig.from_settings(settings),
+            classifier=classifier,
+            policy=policy,
+            store=store,
+            publisher=publisher,
+            guard=DependencyGuard("bench-realtime"),
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(stage.run(stop))
+        # The clock starts at the first delivered batch (excludes joining the group); if the
+        # whole backlog went in one batch, it starts when the stage did.
+        first_at, first_count = time.perf_counter(), 0
+        while stage.processed < expected:
+            if task.done():
+                task.result()
+            if first_count == 0 and stage.processed > 0:
+                first_at, first_count = time.perf_counter(), stage.processed
+            await asyncio.sleep(0.005)
+        finished = time.perf_counter()
+        stop.set()
+        await task
+    return (expected - first_count) / max(finished - first_at, 1e-9)
+
+
+async def _latency_under_load(
+    settings: Settings,
+    classifier: Classifier,
+    policy: Policy,
+    store: PostgresStore,
+    run_id: str,
+    texts: Sequence[str],
+    rate: float,
+) -> list[float]:
+    """Latencies (ms) from ingested_at to the decision arriving on the decisions topic."""
+    consumer = AIOKafkaConsumer(
+        settings.topic_decisions,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    latencies: list[float] = []
+    async with KafkaEventPublisher(settings) as publisher:
+        stage = RealtimeStage(
+            RealtimeConfig.from_settings(settings),
+            classifier=classifier,
+            policy=policy,
+            store=store,
+            publisher=publisher,
+            guard=DependencyGuard("bench-realtime"),
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(stage.run(stop))
+        await asyncio.sleep(2.0)  # join the group before the load starts
+        producer = asyncio.create_task(_produce(settings, run_id, texts, rate=rate))
+        expected_final: int | None = None
+        seen = 0
+        deadline = time.monotonic() + len(texts) / rate + 60
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            now = datetime.now(UTC)
+            for records in batch.values():
+                for record in records:
+                    document = json.loads(record.value)
+                    ingested = datetime.fromisoformat(document["ingested_at"])
+                    latencies.append((now - ingested).total_seconds() * 1000)
+                    seen += 1
+            if producer.done() and stage.processed >= len(texts) and expected_final is None:
+                expected_final = seen
+                deadline = min(deadline, time.monotonic() + 3)
+        stop.set()
+        await task
+        await producer
+    await consumer.stop()
+    return latencies
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+async def run_realtime_bench(
+    settings: Settings,
+    classifier: Classifier,
+    policy: Policy,
+    *,
+    posts: int,
+    naive_posts: int,
+    latency_seconds: float,
+    report: Report,
+) -> dict[str, Any]:
+    """Run every measurement and return the figures (see the module docstring)."""
+    run_id = uuid.uuid4().hex[:8]
+    batch = settings.realtime_max_batch
+    texts = bench_texts(posts)
+
+    report(f"raw classifier: {posts} posts in batches of {batch}")
+    classifier.predict(texts[:batch])  # warm up
+    started = time.perf_counter()
+    for start in range(0, posts, batch):
+        classifier.predict(texts[start : start + batch])
+    raw = posts / (time.perf_counter() - started)
+    report(f"  raw_posts_per_s={raw:.1f}")
+
+    store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())
+    try:
+        pipeline_settings = _isolated(settings, run_id, "pipeline")
+        await ensure_topics(pipeline_settings)
+        report(f"pipeline: producing a backlog of {posts} posts, then draining it")
+        await _produce(pipeline_settings, f"{run_id}p", texts)
+        pipeline = await _drain(pipeline_settings, classifier, policy, store, posts)
+        report(f"  pipeline_posts_per_s={pipeline:.1f}")
+
+        naive_settings = _isolated(
+            settings, run_id, "naive", realtime_max_batch=1, realtime_batch_window_ms=0
+        )
+        await ensure_topics(naive_settings)
+        report(f"naive per-message consumer: {naive_posts} posts, one at a time")
+        await _produce(naive_settings, f"{run_id}n", texts[:naive_posts])
+        naive = await _drain(naive_settings, classifier, policy, store, naive_posts)
+        report(f"  naive_posts_per_s={naive:.1f}")
+
+        rate = pipeline / 2
+        latency_settings = _isolated(settings, run_id, "latency")
+        await ensure_topics(latency_settings)
+        n_latency = max(50, int(rate * latency_seconds))
+        report(f"latency: {n_latency} posts at {rate:.0f} posts/s (half of max)")
+        latencies = await _latency_under_load(
+            latency_settings,
+            classifier,
+            policy,
+            store,
+            f"{run_id}l",
+            bench_texts(n_latency),
+            rate,
+        )
+    finally:
+        await store.close()
+    return {
+        "pipeline_posts_per_s": round(pipeline, 1),
+        "raw_posts_per_s": round(raw, 1),
+        "ratio_vs_raw": round(pipeline / raw, 3),
+        "naive_posts_per_s": round(naive, 1),
+        "ratio_vs_naive": round(pipeline / naive, 2),
+        "p50_ms": round(_percentile(latencies, 0.50), 1),
+        "p99_ms": round(_percentile(latencies, 0.99), 1),
+        "latency_samples": len(latencies),
+        "latency_load_posts_per_s": round(rate, 1),
+        "mean_latency_ms": round(statistics.fmean(latencies), 1) if latencies else None,
+        "batch_size": batch,
+        "model_version": classifier.model_version,
+        "posts": posts,
+    }

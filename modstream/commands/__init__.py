@@ -1,0 +1,47 @@
+"""The CLI's command registry, declared here (no import by name).
+
+Runtime commands are always offered. Developer tools (the local stack, the simulator, the demo,
+the benchmarks) are offered when the ``devtools`` package is installed; a runtime image leaves it
+out, and then so does the CLI.
+"""
+
+from __future__ import annotations
+
+import click
+
+
+def runtime_commands() -> list[click.Command]:
+    from modstream.commands import events, frontier, migrate, model, replay, review, run
+
+    return [
+        *events.COMMANDS,
+        *run.COMMANDS,
+        *migrate.COMMANDS,
+        *model.COMMANDS,
+        *frontier.COMMANDS,
+        *review.COMMANDS,
+        *replay.COMMANDS,
+    ]
+
+
+def developer_commands() -> list[click.Command]:
+    """The developer tools' commands, or none when ``devtools`` is not installed."""
+    try:
+        import devtools  # noqa: F401  (only whether it is installed)
+    except ModuleNotFoundError:
+        return []
+    from modstream.commands import (
+        bench,
+        bench_frontier,
+        bench_realtime,
+        bench_replay,
+        bench_review,
+        bench_soak,
+        demo,
+        simulator,
+        stack,
+    )
+
+    # The bench_* modules attach their commands to the `bench` group when imported.
+    del bench_frontier, bench_realtime, bench_replay, bench_review, bench_soak
+    return [*stack.COMMANDS, *simulator.COMMANDS, *demo.COMMANDS, *bench.COMMANDS]

@@ -1,0 +1,127 @@
+"""``modstream bench ...``: performance measurements. Other modules attach subcommands to
+:data:`bench` (``from modstream.commands.bench import bench``; ``@bench.command()``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from modstream.commands.context import CommandContext, pass_context
+from modstream.commands.model import stderr_logs
+from pipeline.modelstore import ensure_model
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks; each subcommand's last output line is one JSON object."""
+
+
+def _cpu_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@bench.command("classifier")
+@click.option(
+    "--texts",
+    "n_texts",
+    type=click.IntRange(16),
+    default=2000,
+    show_default=True,
+    help="Posts drawn from the datasets.",
+)
+@click.option(
+    "--batch-sizes", default="1,8,32,128", show_default=True, help="Comma-separated batch sizes."
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    default=None,
+    help="Threads for ORT and torch (default: all CPUs).",
+)
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=None)
+@click.option("--skip-torch", is_flag=True, help="Skip the torch peer (it is the slowest part).")
+@pass_context
+def classifier_cmd(
+    ctx: CommandContext,
+    n_texts: int,
+    batch_sizes: str,
+    threads: int | None,
+    data_dir: Path | None,
+    skip_torch: bool,
+) -> None:
+    """Posts/s and latency per batch size: int8 and fp32 ONNX on CPU, torch peer, GPU if any.
+
+    Headline numbers are at the largest batch size.
+    """
+    from classifiers.base import ClassifierError
+    from classifiers.bench import measure, sample_texts, torch_peer
+    from classifiers.data import DEFAULT_DATA_DIR
+    from classifiers.onnx import CPU, CUDA, TENSORRT, load_classifier
+
+    try:
+        sizes = sorted({int(s) for s in batch_sizes.split(",") if s.strip()})
+    except ValueError:
+        raise click.UsageError(f"--batch-sizes must be integers, got {batch_sizes!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise click.UsageError("--batch-sizes must be positive")
+    count = threads or _cpu_threads()
+    model_dir = ctx.settings.models_path
+    stderr_logs()
+    ensure_model(model_dir)
+    texts = sample_texts(data_dir or DEFAULT_DATA_DIR, n_texts)
+    results: dict[str, list[dict[str, float]]] = {}
+    engines: list[tuple[str, str, list[str]]] = [("int8", "int8", [CPU]), ("fp32", "fp32", [CPU])]
+    engines += [("gpu_fp16_tensorrt", "fp16", [TENSORRT]), ("gpu_fp16_cuda", "fp16", [CUDA])]
+    notes: dict[str, str] = {}
+    mean_tokens = 0.0
+    for name, variant, providers in engines:
+        try:
+            clf = load_classifier(model_dir, variant=variant, providers=providers, threads=count)  # type: ignore[arg-type]
+        except ClassifierError as exc:
+            notes[name] = f"skipped: {exc}"
+            click.echo(f"{name}: skipped ({exc})", err=True)
+            continue
+        if not mean_tokens:
+            lengths = clf.token_lengths(texts)
+            mean_tokens = sum(lengths) / len(lengths)
+        results[name] = [measure(clf.predict_array, texts, size) for size in sizes]
+        clf.close()
+        _print_rows(name, results[name])
+    if not skip_torch:
+        results["torch"] = [measure(torch_peer(model_dir, count), texts, size) for size in sizes]
+        _print_rows("torch", results["torch"])
+
+    def headline(name: str) -> float | None:
+        rows = results.get(name)
+        return rows[-1]["posts_per_s"] if rows else None
+
+    int8, peer = headline("int8"), headline("torch")
+    summary: dict[str, Any] = {
+        "texts": len(texts),
+        "mean_tokens": round(mean_tokens, 1),
+        "threads": count,
+        "headline_batch_size": sizes[-1],
+        "int8_posts_per_s": headline("int8"),
+        "fp32_posts_per_s": headline("fp32"),
+        "torch_posts_per_s": headline("torch"),
+        "ratio_vs_torch": round(int8 / peer, 2) if int8 and peer else None,
+        "gpu_fp16_posts_per_s": headline("gpu_fp16_tensorrt") or headline("gpu_fp16_cuda"),
+        "per_batch_size": results,
+        "notes": notes,
+    }
+    click.echo(json.dumps(summary, separators=(",", ":")))
+
+
+def _print_rows(name: str, rows: list[dict[str, float]]) -> None:
+    for row in rows:
+        click.echo(
+            f"{name:>20}  batch {int(row['batch_size']):>4}  {row['posts_per_s']:>8.1f} posts/s"
+            f"  p50 {row['latency_ms_p50']:>8.2f} ms  p95 {row['latency_ms_p95']:>8.2f} ms"
+        )
+
+
+COMMANDS: list[click.Command] = [bench]

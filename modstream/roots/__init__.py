@@ -1,0 +1,1 @@
+"""Composition roots: one per process, wiring adapters from the one Settings."""

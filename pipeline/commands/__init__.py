@@ -1,1 +1,0 @@
-"""``modstream`` command modules; each exports ``COMMANDS: list[click.Command]``."""

@@ -1,6 +1,0 @@
-"""An Anthropic-compatible HTTP SIMULATOR for tests, benchmarks and local runs (not a model)."""
-
-from pipeline.frontier.sim.faults import Fault, SimConfig
-from pipeline.frontier.sim.server import BANNER, FAULT_HEADER, LATENCY_HEADER, SimulatorServer
-
-__all__ = ["BANNER", "FAULT_HEADER", "LATENCY_HEADER", "Fault", "SimConfig", "SimulatorServer"]
