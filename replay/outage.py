@@ -181,7 +181,7 @@ async def open_pool(dsn: str, guard: ReplayGuard) -> asyncpg.Pool:
 def _provider_error(exc: FrontierError) -> Exception:
     if exc.kind is ProviderErrorKind.AUTH:
         return DependencyConfigError(f"the Message Batches API refused this process: {exc}")
-    if exc.is_retriable:
+    if exc.retriable:
         return DependencyUnavailableError(PROVIDER, exc.kind.value)
     return exc
 

@@ -304,7 +304,7 @@ class FrontierClient:
                     if status.processing_status == "ended":
                         return status
                 except FrontierError as exc:
-                    if not exc.is_retriable:
+                    if not exc.retriable:
                         raise
                     log.warning("frontier.batch_poll_error", batch_id=batch_id, kind=exc.kind)
                     delay = max(delay, exc.retry_after_s or 0.0)

@@ -19,5 +19,6 @@ class FrontierError(ModerationError):
         self.retry_after_s = retry_after_s
 
     @property
-    def is_retriable(self) -> bool:
+    def retriable(self) -> bool:  # type: ignore[override]
+        """Whether a fresh attempt may succeed; decided by ``kind``."""
         return self.kind.retriable

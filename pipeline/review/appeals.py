@@ -7,15 +7,26 @@ decision under appeal or filed the appeal.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pipeline.core.review_items import review_item
 from pipeline.review import audit
 from pipeline.review.errors import InvalidInputError, NotFoundError
 from pipeline.review.queue_base import QueueBase
 from pipeline.review.rules import appeal_severity
-from schemas import ReviewItem, ReviewReason, review_item_id
+from schemas import ReviewReason
 
 MAX_STATEMENT = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class _AppealedDecision:
+    """The current decision an appeal is about (what :func:`review_item` needs of it)."""
+
+    decision_id: str
+    post_id: str
+    scores: dict[str, float]
 
 
 class Appeals(QueueBase):
@@ -34,15 +45,12 @@ class Appeals(QueueBase):
         if current is None:
             raise NotFoundError(f"post {post_id!r} has no decision to appeal; check the post id")
         scores: dict[str, float] = json.loads(current["scores"])
-        item = ReviewItem(
-            item_id=review_item_id(post_id, ReviewReason.APPEAL, current["decision_id"]),
-            post_id=post_id,
+        item = review_item(
+            _AppealedDecision(current["decision_id"], post_id, scores),
             reason=ReviewReason.APPEAL,
             detail="appeal",
-            severity=appeal_severity(scores),
-            source_decision_id=current["decision_id"],
-            scores=scores,
             enqueued_at=datetime.now(UTC),
+            severity=appeal_severity(scores),
         )
         await self._store.enqueue_review([item])
         async with self._pool.acquire() as conn, conn.transaction():

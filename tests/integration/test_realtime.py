@@ -166,11 +166,8 @@ async def test_rebalance_when_a_second_processor_joins_and_leaves(
     posts = make_posts("rebalance", 2400)
     post_ids = [str(p["post_id"]) for p in posts]
     first = StageProcess(settings, "realtime", tmp_path / "a")
-    second = StageProcess(
-        settings.model_copy(update={"realtime_metrics_port": free_port()}),
-        "realtime",
-        tmp_path / "b",
-    )
+    second_settings = settings.model_copy(update={"realtime_metrics_port": free_port()})
+    second = StageProcess(second_settings, "realtime", tmp_path / "b")
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
 
@@ -185,7 +182,8 @@ async def test_rebalance_when_a_second_processor_joins_and_leaves(
     await asyncio.sleep(2)
     second.start()
     await second.wait_ready()  # the group rebalanced: the second processor owns partitions
-    await asyncio.sleep(3)
+    second_port = second_settings.realtime_metrics_port
+    assert await _decided_by(second_port, within=120) > 0, "the second processor decided nothing"
     assert second.terminate() == 0, second.logs()[-3000:]
     await feeder
     decided = await wait_for_current_verdicts(settings, post_ids, within=180, stage=first)
@@ -193,6 +191,37 @@ async def test_rebalance_when_a_second_processor_joins_and_leaves(
     assert decided == len(posts)
     await assert_every_post_decided_once(settings, post_ids)
     assert "partitions_revoked" in first.logs()
+    assert _processed(first.logs()) > 0 and _processed(second.logs()) > 0
+
+
+async def _decided_by(metrics_port: int, *, within: float) -> float:
+    """Poll a processor's /metrics until it has decided a post; how many it has decided."""
+    import aiohttp
+
+    deadline = asyncio.get_running_loop().time() + within
+    async with aiohttp.ClientSession() as session:
+        while asyncio.get_running_loop().time() < deadline:
+            async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as response:
+                text = await response.text()
+            total = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("realtime_decisions_total{")
+            )
+            if total > 0:
+                return total
+            await asyncio.sleep(0.2)
+    return 0.0
+
+
+def _processed(logs: str) -> int:
+    """Posts a processor reported as processed when it stopped."""
+    counts = [
+        int(json.loads(line)["processed"])
+        for line in logs.splitlines()
+        if line.startswith("{") and '"realtime.stopped"' in line
+    ]
+    return sum(counts)
 
 
 malformed_values = st.one_of(
