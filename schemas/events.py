@@ -200,6 +200,9 @@ def validate_document(model: type[BaseModel], document: Any) -> None:
         rule = error.validator
         limit = error.validator_value
         shown = f" {limit}" if isinstance(limit, int | float | str) and len(str(limit)) < 80 else ""
+        if rule == "required" and isinstance(error.instance, dict):
+            # The names come from the schema, so they may be shown.
+            shown = ": missing " + ", ".join(str(p) for p in limit if p not in error.instance)
         raise EventError(
             DeadLetterReason.SCHEMA_VIOLATION,
             f"{_where(model, error.absolute_path)}: violates {rule}{shown}",
