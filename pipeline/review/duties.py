@@ -15,10 +15,17 @@ from pipeline.review.errors import ForbiddenError
 
 log = get_logger(__name__)
 
+# The decider lookup is a correlated EXISTS on (post_id, decision_id), so it is an index probe of
+# the appealed post's items; a join here let the planner hash the whole review_items table once
+# per claim, which made every claim scan the queue. ``OFFSET 0`` keeps the planner from turning
+# the EXISTS into such a hashed subplan again.
 _CONFLICTED = """
 SELECT 1 FROM appeals a
-LEFT JOIN review_items d ON d.post_id = a.post_id AND d.decision_id = a.source_decision_id
-WHERE a.item_id = {item} AND {reviewer} IN (a.appealed_by, d.decided_by)
+WHERE a.item_id = {item} AND (a.appealed_by = {reviewer} OR EXISTS (
+    SELECT 1 FROM review_items d
+    WHERE d.post_id = a.post_id AND d.decision_id = a.source_decision_id
+      AND d.decided_by = {reviewer}
+    OFFSET 0))
 """
 NOT_CONFLICTED = (
     "(review_items.reason <> 'appeal' OR NOT EXISTS "
