@@ -18,6 +18,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from pipeline.config import Settings
 from pipeline.core.policy import Policy
 from pipeline.kafka.admin import ensure_topics
 from pipeline.kafka.producer import KafkaEventPublisher
+from pipeline.realtime.calibrate import calibrated_batch_limit
 from pipeline.realtime.config import RealtimeConfig
 from pipeline.realtime.stage import RealtimeStage
 from pipeline.store.pg import PostgresStore
@@ -84,6 +86,14 @@ async def _produce(
                     await asyncio.sleep(ahead)
 
 
+def _stage_config(settings: Settings, classifier: Classifier) -> RealtimeConfig:
+    """The stage's config as its composition root builds it (calibrated micro-batch cap)."""
+    config = RealtimeConfig.from_settings(settings)
+    if settings.realtime_calibrate_batch and config.max_batch > 1:
+        config = replace(config, max_batch=calibrated_batch_limit(classifier, config.max_batch))
+    return config
+
+
 async def _drain(
     settings: Settings,
     classifier: Classifier,
@@ -94,7 +104,7 @@ async def _drain(
     """Run the stage until it processed ``expected`` messages; posts/s from first to last."""
     async with KafkaEventPublisher(settings) as publisher:
         stage = RealtimeStage(
-            RealtimeConfig.from_settings(settings),
+            _stage_config(settings, classifier),
             classifier=classifier,
             policy=policy,
             store=store,
@@ -138,7 +148,7 @@ async def _latency_under_load(
     latencies: list[float] = []
     async with KafkaEventPublisher(settings) as publisher:
         stage = RealtimeStage(
-            RealtimeConfig.from_settings(settings),
+            _stage_config(settings, classifier),
             classifier=classifier,
             policy=policy,
             store=store,
