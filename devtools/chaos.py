@@ -85,6 +85,8 @@ class ChaosStack:
             **{
                 **base.model_dump(),
                 "state_dir": root,
+                # The built model stays where the base settings keep it (not rebuilt per stack).
+                "model_dir": base.models_path,
                 "kafka_brokers": brokers,
                 "kafka_bootstrap_servers": f"127.0.0.1:{free_port_block(brokers)}",
                 "kafka_controller_port": free_port_block(brokers),
