@@ -153,9 +153,22 @@ class RealtimeStage:
             if not batch and (deadline is None or not self._guard.healthy):
                 return batch
             if window <= 0:
-                return batch
+                return await self._drain_fetched(batch, limit)
             if deadline is None:
                 deadline = time.monotonic() + window
+        return batch
+
+    async def _drain_fetched(self, batch: list[InboundMessage], limit: int) -> list[InboundMessage]:
+        """Add what the fetcher already holds (other partitions, later chunks), without waiting:
+        under load the whole backlog in hand forms the batch, up to the cap."""
+        while len(batch) < limit:
+            fetched = await self._consumer.poll(timeout_ms=0, max_records=limit - len(batch))
+            if not fetched:
+                break
+            for records in fetched.values():
+                batch.extend(
+                    InboundMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records
+                )
         return batch
 
     async def _handle(self, messages: Sequence[InboundMessage]) -> None:
