@@ -86,12 +86,25 @@ async def _produce(
                     await asyncio.sleep(ahead)
 
 
-def _stage_config(settings: Settings, classifier: Classifier) -> RealtimeConfig:
-    """The stage's config as its composition root builds it (calibrated micro-batch cap)."""
+def _stage(
+    settings: Settings,
+    classifier: Classifier,
+    policy: Policy,
+    store: PostgresStore,
+    publisher: KafkaEventPublisher,
+) -> RealtimeStage:
+    """The stage as its composition root builds it (calibrated micro-batch cap)."""
     config = RealtimeConfig.from_settings(settings)
     if settings.realtime_calibrate_batch and config.max_batch > 1:
         config = replace(config, max_batch=calibrated_batch_limit(classifier, config.max_batch))
-    return config
+    return RealtimeStage(
+        config,
+        classifier=classifier,
+        policy=policy,
+        store=store,
+        publisher=publisher,
+        guard=DependencyGuard("bench-realtime"),
+    )
 
 
 async def _drain(
@@ -103,14 +116,7 @@ async def _drain(
 ) -> float:
     """Run the stage until it processed ``expected`` messages; posts/s from first to last."""
     async with KafkaEventPublisher(settings) as publisher:
-        stage = RealtimeStage(
-            _stage_config(settings, classifier),
-            classifier=classifier,
-            policy=policy,
-            store=store,
-            publisher=publisher,
-            guard=DependencyGuard("bench-realtime"),
-        )
+        stage = _stage(settings, classifier, policy, store, publisher)
         stop = asyncio.Event()
         task = asyncio.create_task(stage.run(stop))
         # The clock starts at the first delivered batch (excludes joining the group); if the
@@ -147,14 +153,7 @@ async def _latency_under_load(
     await consumer.start()
     latencies: list[float] = []
     async with KafkaEventPublisher(settings) as publisher:
-        stage = RealtimeStage(
-            _stage_config(settings, classifier),
-            classifier=classifier,
-            policy=policy,
-            store=store,
-            publisher=publisher,
-            guard=DependencyGuard("bench-realtime"),
-        )
+        stage = _stage(settings, classifier, policy, store, publisher)
         stop = asyncio.Event()
         task = asyncio.create_task(stage.run(stop))
         await asyncio.sleep(2.0)  # join the group before the load starts
