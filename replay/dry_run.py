@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.config import Settings
+from replay.config import ReplayConfig
 from replay.decide import ChunkPlan, ReplayPost
 from replay.message_batch_plan import count_estimate
 from replay.report import FrontierTally, estimate_cost
@@ -29,14 +29,14 @@ class DryRunCost:
         self.output_tokens += tout
         self.posts += len(chosen)
 
-    def to_json(self, settings: Settings) -> dict[str, Any]:
+    def to_json(self, config: ReplayConfig) -> dict[str, Any]:
         """The report's ``frontier`` section: estimated cost, batch price vs real time."""
-        multiplier = settings.frontier_batch_price_multiplier
+        multiplier = config.batch_price_multiplier
         cost = estimate_cost(
             self.input_tokens,
             self.output_tokens,
-            input_per_mtok=settings.frontier_price_input_per_mtok,
-            output_per_mtok=settings.frontier_price_output_per_mtok,
+            input_per_mtok=config.price_input_per_mtok,
+            output_per_mtok=config.price_output_per_mtok,
             multiplier=multiplier,
         )
         out = FrontierTally(submitted=self.posts, estimated_only=True).to_json(multiplier)

@@ -27,12 +27,12 @@ import asyncpg
 from rich.console import Console
 
 from classifiers.base import Classifier
-from pipeline.config import Settings
 from pipeline.core.fallback import FALLBACK_RULE_VERSION
 from pipeline.core.policy import Policy
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
 from replay.commit import ChunkDone
+from replay.config import ReplayConfig
 from replay.decide import ChunkPlan
 from replay.dry_run import DryRunCost
 from replay.errors import ReplayError
@@ -58,7 +58,7 @@ class ReplayJob:
 
     def __init__(
         self,
-        settings: Settings,
+        config: ReplayConfig,
         request: ReplayRequest,
         *,
         pool: asyncpg.Pool,
@@ -69,7 +69,7 @@ class ReplayJob:
         console: Console | None = None,
         guard: ReplayGuard | None = None,
     ) -> None:
-        self._s = settings
+        self._s = config
         self._req = request
         self._pool = pool
         self._clf = classifier
@@ -77,11 +77,11 @@ class ReplayJob:
         self._publisher = publisher
         self._frontier = frontier
         self._guard = guard or ReplayGuard(
-            max_outage_seconds=settings.replay_max_outage_seconds,
-            backoff_cap_seconds=settings.outage_backoff_max_seconds,
+            max_outage_seconds=config.max_outage_seconds,
+            backoff_cap_seconds=config.backoff_cap_seconds,
         )
         self._scoring = ScoringPass(
-            settings,
+            config,
             pool=pool,
             guard=self._guard,
             classifier=classifier,
@@ -95,9 +95,9 @@ class ReplayJob:
             guard=self._guard,
             model_version=classifier.model_version,
             policy_version=policy.version,
-            frontier_model=settings.anthropic_model,
+            frontier_model=config.frontier_model,
             fallback_version=FALLBACK_RULE_VERSION,
-            max_samples=settings.replay_samples_per_transition,
+            max_samples=config.samples_per_transition,
         )
         self._state = RunState()
         self._dry_cost = DryRunCost()
@@ -160,7 +160,7 @@ class ReplayJob:
         """The report's ``frontier`` section: borderline posts through Message Batches."""
         if self._req.dry_run:
             return self._dry_cost.to_json(self._s)
-        if not self._s.replay_frontier_batches:
+        if not self._s.frontier_batches:
             return {"skipped": "MODSTREAM_REPLAY_FRONTIER_BATCHES is false; records stay pending"}
         if self._frontier is None:
             return {"skipped": "no API key (set MODSTREAM_ANTHROPIC_API_KEY); records stay pending"}
@@ -172,13 +172,13 @@ class ReplayJob:
             publish=self._publish,
             save_state=self._book.save,
             state=self._state,
-            max_requests=self._s.replay_batch_max_requests,
-            max_bytes=self._s.replay_batch_max_bytes,
-            max_rationale_chars=self._s.frontier_max_rationale_chars,
-            flip_severity_at=self._s.replay_flip_severity,
-            timeout_s=self._s.replay_batch_timeout_seconds,
+            max_requests=self._s.batch_max_requests,
+            max_bytes=self._s.batch_max_bytes,
+            max_rationale_chars=self._s.max_rationale_chars,
+            flip_severity_at=self._s.flip_severity,
+            timeout_s=self._s.batch_timeout_seconds,
         )
-        return (await phase.run()).to_json(self._s.frontier_batch_price_multiplier)
+        return (await phase.run()).to_json(self._s.batch_price_multiplier)
 
     def _report(
         self,
@@ -216,10 +216,10 @@ class ReplayJob:
             changed=report["changed"],
             rejected=report["rejected"],
         )
-        if self._s.replay_webhook_url:
+        if self._s.webhook_url:
             await post_report(
-                self._s.replay_webhook_url,
+                self._s.webhook_url,
                 report,
-                timeout_s=self._s.replay_webhook_timeout_seconds,
-                retries=self._s.replay_webhook_retries,
+                timeout_s=self._s.webhook_timeout_seconds,
+                retries=self._s.webhook_retries,
             )

@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.progress import Progress, TaskID
 
 from classifiers.base import Classifier
-from pipeline.config import Settings
 from pipeline.core.policy import Policy
 from replay import store
+from replay.config import ReplayConfig
 from replay.decide import ChunkPlan, ReplayPost, decide_chunk, prepare_text
 from replay.outage import ReplayGuard
 from replay.progress import LABEL, progress_bar, show_status
@@ -49,7 +49,7 @@ class ScoringPass:
 
     def __init__(
         self,
-        settings: Settings,
+        config: ReplayConfig,
         *,
         pool: asyncpg.Pool,
         guard: ReplayGuard,
@@ -58,7 +58,7 @@ class ScoringPass:
         console: Console,
         show_progress: bool,
     ) -> None:
-        self._s = settings
+        self._s = config
         self._pool = pool
         self._guard = guard
         self._clf = classifier
@@ -73,7 +73,7 @@ class ScoringPass:
             lambda c: store.count_selection(c, selection, start.after),
             what="count posts",
         )
-        depth = self._s.replay_queue_depth
+        depth = self._s.queue_depth
         pages: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=depth)
         scored: asyncio.Queue[Chunk | None] = asyncio.Queue(maxsize=depth)
         with progress_bar(self._console, enabled=self._show_progress) as progress:
@@ -97,7 +97,7 @@ class ScoringPass:
             posts = await self._guard.on_connection(
                 self._pool,
                 functools.partial(
-                    store.fetch_page, sel=selection, after=after, limit=self._s.replay_chunk_size
+                    store.fetch_page, sel=selection, after=after, limit=self._s.chunk_size
                 ),
                 what="read posts",
             )
@@ -111,7 +111,7 @@ class ScoringPass:
     async def _score(
         self, inbox: asyncio.Queue[Chunk | None], out: asyncio.Queue[Chunk | None]
     ) -> None:
-        limit = self._s.replay_max_text_chars
+        limit = self._s.max_text_chars
         while (chunk := await inbox.get()) is not None:
             for post in chunk.posts:
                 text, was_cut = prepare_text(post.text, limit)
@@ -134,10 +134,10 @@ class ScoringPass:
                 chunk.scores,
                 policy=self._policy,
                 model_version=self._clf.model_version,
-                frontier_model=self._s.anthropic_model,
-                flip_severity_at=self._s.replay_flip_severity,
+                frontier_model=self._s.frontier_model,
+                flip_severity_at=self._s.flip_severity,
                 decided_at=datetime.now(UTC),
-                max_samples=self._s.replay_samples_per_transition,
+                max_samples=self._s.samples_per_transition,
             )
             plan.tally.truncated_text += chunk.cut
             await deliver(chunk, plan)

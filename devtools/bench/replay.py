@@ -139,6 +139,7 @@ async def run_replay_bench(
     from pipeline.kafka.admin import ensure_topics
     from pipeline.kafka.producer import KafkaEventPublisher
     from pipeline.modelstore import ensure_model, load_model_and_policy
+    from replay.config import ReplayConfig
     from replay.job import ReplayJob, ReplayRequest
 
     tag = uuid.uuid4().hex[:8]
@@ -168,7 +169,7 @@ async def run_replay_bench(
         report(f"raw classifier: {raw:,.0f} posts/s")
         async with KafkaEventPublisher(settings) as publisher:
             job = ReplayJob(
-                settings,
+                ReplayConfig.from_settings(settings),
                 ReplayRequest(id_prefix=prefix, progress=progress),
                 pool=pool,
                 classifier=classifier,

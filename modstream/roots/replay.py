@@ -20,6 +20,7 @@ from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.config import ClientConfig
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.modelstore import load_model_and_policy
+from replay.config import ReplayConfig
 from replay.errors import ReplayError
 from replay.job import ReplayJob
 from replay.outage import ReplayGuard, open_pool
@@ -84,7 +85,7 @@ async def run(
             if settings.replay_frontier_batches and settings.anthropic_api_key.get_secret_value():
                 frontier = FrontierClient(ClientConfig.from_settings(settings))
         job = ReplayJob(
-            settings,
+            ReplayConfig.from_settings(settings),
             request,
             pool=pool,
             classifier=classifier,

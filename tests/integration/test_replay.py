@@ -31,6 +31,7 @@ from pipeline.frontier.config import ClientConfig
 from pipeline.frontier.errors import FrontierError
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.store.pg import PostgresStore
+from replay.config import ReplayConfig
 from replay.job import ReplayJob
 from replay.request import ReplayRequest
 from schemas import DecisionEvent, Stage, Verdict, decision_id
@@ -129,7 +130,7 @@ async def run_job(
         await publisher.start()
     try:
         job = ReplayJob(
-            settings,
+            ReplayConfig.from_settings(settings),
             request,
             pool=pool,
             classifier=classifier or KeywordClassifier(),

@@ -28,6 +28,7 @@ import pytest
 from modstream.roots.replay import interruptible
 from pipeline.config import Settings
 from pipeline.kafka.producer import KafkaEventPublisher
+from replay.config import ReplayConfig
 from replay.errors import ReplayError
 from replay.job import ReplayJob
 from replay.outage import ReplayGuard
@@ -100,7 +101,7 @@ async def run_replay(
     await publisher.start()
     try:
         job = ReplayJob(
-            settings,
+            ReplayConfig.from_settings(settings),
             ReplayRequest(id_prefix=prefix, resume=resume, progress=False),
             pool=pool,
             classifier=KeywordClassifier(),
@@ -333,7 +334,7 @@ async def test_sigterm_stops_with_a_resume_hint_and_resuming_continues(
     await publisher.start()
     try:
         job = ReplayJob(
-            settings,
+            ReplayConfig.from_settings(settings),
             ReplayRequest(id_prefix=prefix, progress=False),
             pool=pool,
             classifier=KeywordClassifier(),
