@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import asyncpg
 from asyncpg.exceptions._base import DataError as ClientDataError
+from asyncpg.exceptions._base import InternalClientError
 
 from pipeline.errors import DependencyConfigError, DependencyUnavailableError, RecordRejectedError
 
@@ -47,7 +48,9 @@ def translate(exc: BaseException) -> Exception | None:
     # asyncpg's client-side DataError: a value it cannot encode (e.g. a lone surrogate).
     if isinstance(exc, ClientDataError | UnicodeError | OverflowError):
         return RecordRejectedError(DEPENDENCY, _detail(exc))
-    if isinstance(exc, asyncpg.InterfaceError | OSError | TimeoutError):
+    # InternalClientError: the protocol lost its state when the connection broke mid-operation
+    # (seen when Postgres is killed during a transaction); the connection is discarded.
+    if isinstance(exc, asyncpg.InterfaceError | InternalClientError | OSError | TimeoutError):
         return DependencyUnavailableError(DEPENDENCY, _detail(exc))
     return None
 
@@ -57,7 +60,13 @@ def translated() -> Iterator[None]:
     """Re-raise database errors raised inside the block as taxonomy errors."""
     try:
         yield
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except (
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        InternalClientError,
+        OSError,
+        TimeoutError,
+    ) as exc:
         mapped = translate(exc)
         if mapped is None:
             raise

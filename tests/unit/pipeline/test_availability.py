@@ -108,3 +108,13 @@ async def test_a_probe_that_crashes_marks_the_dependency_down_and_probing_goes_o
     guard = _guard(kafka=broken)
     await guard.probe_once()
     assert guard.down() == {"kafka": "RuntimeError"}
+
+
+def test_a_connection_broken_mid_operation_is_an_outage_not_a_crash() -> None:
+    from asyncpg.exceptions._base import InternalClientError
+
+    from pipeline.store.errors import translated
+
+    with pytest.raises(DependencyUnavailableError) as caught, translated():
+        raise InternalClientError("cannot switch to state 15; another operation (2) is in progress")
+    assert caught.value.dependency == "postgres"
