@@ -37,8 +37,9 @@ from pipeline.frontier.commits import OffsetCommitter
 from pipeline.frontier.decide import FrontierDecider, Outcome
 from pipeline.frontier.health import ProviderHealth
 from pipeline.frontier.metrics import FrontierMetrics
-from pipeline.frontier.writer import DecisionWriter, Inbound, PendingWrite
+from pipeline.frontier.writer import DecisionWriter, PendingWrite
 from pipeline.kafka.consumer import ConsumerConfig, StageConsumer
+from pipeline.kafka.inbound import InboundMessage
 from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
 from schemas import (
@@ -63,7 +64,7 @@ _STOP_GRACE_SECONDS = 10.0  # longest wait for the requests in hand on SIGTERM
 _PAUSE_TICK_SECONDS = 0.2
 
 
-def _tp(source: Inbound) -> TopicPartition:
+def _tp(source: InboundMessage) -> TopicPartition:
     return TopicPartition(source.topic, source.partition)
 
 
@@ -184,7 +185,7 @@ class FrontierStage:
         for tp, records in fetched.items():
             for r in records:
                 self._offsets.start(tp, r.offset)
-                source = Inbound(r.topic, r.partition, r.offset, r.key, r.value)
+                source = InboundMessage(r.topic, r.partition, r.offset, r.key, r.value)
                 task = asyncio.create_task(self._handle(tp, source))
                 self._tasks.add(task)
                 task.add_done_callback(self._task_done)
@@ -215,7 +216,7 @@ class FrontierStage:
 
     # --- one request -------------------------------------------------------------------------
 
-    async def _handle(self, tp: TopicPartition, source: Inbound) -> None:
+    async def _handle(self, tp: TopicPartition, source: InboundMessage) -> None:
         try:
             request = decode(BorderlineRequest, source.value, max_bytes=_MAX_REQUEST_BYTES)
         except EventError as exc:
@@ -265,7 +266,7 @@ class FrontierStage:
         return None
 
     async def _publish(
-        self, source: Inbound, decision: DecisionEvent, reviews: Sequence[ReviewItem]
+        self, source: InboundMessage, decision: DecisionEvent, reviews: Sequence[ReviewItem]
     ) -> bool:
         """Publish through broker outages; False if the broker refused the records (then the
         request is dead-lettered as ``unpublishable``)."""
@@ -282,7 +283,9 @@ class FrontierStage:
             return False
         return True
 
-    async def _dead_letter(self, source: Inbound, reason: DeadLetterReason, detail: str) -> None:
+    async def _dead_letter(
+        self, source: InboundMessage, reason: DeadLetterReason, detail: str
+    ) -> None:
         """Publish a capped dead letter for ``source`` (through broker outages); finish it."""
         letter = source.dead_letter(reason, detail, max_value_bytes=self._dead_letter_max_bytes)
         await self._guard.call(

@@ -22,38 +22,14 @@ from typing import TypeVar
 
 from pipeline.availability import DependencyGuard
 from pipeline.errors import DependencyUnavailableError, RecordRejectedError
+from pipeline.kafka.inbound import InboundMessage
 from pipeline.log import get_logger
 from pipeline.ports import VerdictStore
-from schemas import DeadLetter, DeadLetterReason, DecisionEvent, ReviewItem, make_dead_letter
+from schemas import DecisionEvent, ReviewItem
 
 log = get_logger(__name__)
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    """A consumed record: its coordinates and the original bytes (for a dead letter)."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-    def dead_letter(
-        self, reason: DeadLetterReason, detail: str, *, max_value_bytes: int
-    ) -> DeadLetter:
-        return make_dead_letter(
-            reason=reason,
-            detail=detail,
-            topic=self.topic,
-            partition=self.partition,
-            offset=self.offset,
-            key=self.key,
-            value=self.value,
-            max_value_bytes=max_value_bytes,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +38,7 @@ class PendingWrite:
 
     decision: DecisionEvent
     reviews: tuple[ReviewItem, ...]
-    source: Inbound
+    source: InboundMessage
 
 
 @dataclass(slots=True)

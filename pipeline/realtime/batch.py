@@ -13,30 +13,18 @@ from datetime import UTC, datetime, timedelta
 from classifiers.base import Classifier
 from pipeline.core.decisions import borderline_request, realtime_decision, rounded_scores
 from pipeline.core.policy import Policy, evaluate
+from pipeline.kafka.inbound import InboundMessage
 from pipeline.ports import StoredPost
 from schemas import (
     DEAD_LETTER_MAX_VALUE_BYTES,
     BorderlineRequest,
     DeadLetter,
-    DeadLetterReason,
     DecisionEvent,
     EventError,
     PostEvent,
     Verdict,
     decode,
-    make_dead_letter,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
-    """One record from the ingest topic, before validation."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 @dataclass(slots=True)
@@ -75,22 +63,6 @@ class BatchOutputs:
         )
 
 
-def dead_letter_for(
-    message: InboundMessage, reason: DeadLetterReason, detail: str, *, max_value_bytes: int
-) -> DeadLetter:
-    """The dead letter of one ingest record (capped, so it always fits the broker)."""
-    return make_dead_letter(
-        reason=reason,
-        detail=detail,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        max_value_bytes=max_value_bytes,
-    )
-
-
 def decode_batch(
     messages: Sequence[InboundMessage],
     *,
@@ -105,9 +77,7 @@ def decode_batch(
             post = decode(PostEvent, message.value, max_bytes=max_bytes)
         except EventError as exc:
             letters.append(
-                dead_letter_for(
-                    message, exc.reason, exc.detail, max_value_bytes=dead_letter_max_bytes
-                )
+                message.dead_letter(exc.reason, exc.detail, max_value_bytes=dead_letter_max_bytes)
             )
             continue
         valid.append((message, post))

@@ -23,7 +23,7 @@ from pipeline.errors import RecordRejectedError
 from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime import metrics
-from pipeline.realtime.batch import BatchOutputs, dead_letter_for
+from pipeline.realtime.batch import BatchOutputs
 from schemas import DeadLetterReason
 
 log = get_logger(__name__)
@@ -56,7 +56,7 @@ async def deliver(
             else DeadLetterReason.UNPUBLISHABLE
         )
         outputs.dead_letters.extend(
-            dead_letter_for(message, reason, error.detail, max_value_bytes=dead_letter_max_bytes)
+            message.dead_letter(reason, error.detail, max_value_bytes=dead_letter_max_bytes)
             for message in outputs.sources[post_id]
         )
     if rejected:

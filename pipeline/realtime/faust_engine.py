@@ -36,10 +36,11 @@ from faust.types import TP, EventT, StreamT
 from classifiers.base import Classifier
 from pipeline.availability import DependencyGuard, OutageInterruptedError
 from pipeline.core.policy import Policy
+from pipeline.kafka.inbound import InboundMessage
 from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime import metrics
-from pipeline.realtime.batch import InboundMessage, process_batch
+from pipeline.realtime.batch import process_batch
 from pipeline.realtime.config import RealtimeConfig
 from pipeline.realtime.delivery import deliver, observe
 

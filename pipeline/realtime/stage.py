@@ -24,10 +24,11 @@ from classifiers.base import Classifier
 from pipeline.availability import DependencyGuard, OutageInterruptedError
 from pipeline.core.policy import Policy
 from pipeline.kafka.consumer import StageConsumer
+from pipeline.kafka.inbound import InboundMessage
 from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime import metrics
-from pipeline.realtime.batch import BatchOutputs, InboundMessage, process_batch
+from pipeline.realtime.batch import BatchOutputs, process_batch
 from pipeline.realtime.config import RealtimeConfig
 from pipeline.realtime.delivery import deliver, observe
 

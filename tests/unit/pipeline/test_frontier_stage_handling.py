@@ -28,7 +28,7 @@ from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.health import ProviderHealth
 from pipeline.frontier.metrics import FrontierMetrics
 from pipeline.frontier.stage import FrontierStage
-from pipeline.frontier.writer import Inbound
+from pipeline.kafka.inbound import InboundMessage
 from schemas import BorderlineRequest, DeadLetterReason, Stage, encode
 from tests.fixtures.fakes import FakeEventPublisher, FakeVerdictStore
 
@@ -77,7 +77,7 @@ def _request_bytes(post_id: str) -> bytes:
 
 async def _handle(stage: FrontierStage, offset: int, value: bytes) -> None:
     stage._offsets.start(TP, offset)
-    await stage._handle(TP, Inbound(TP.topic, TP.partition, offset, b"k", value))
+    await stage._handle(TP, InboundMessage(TP.topic, TP.partition, offset, b"k", value))
 
 
 def _committable(stage: FrontierStage) -> int | None:

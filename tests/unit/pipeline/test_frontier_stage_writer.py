@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry
 from pipeline.availability import DependencyGuard, OutageInterruptedError
 from pipeline.core.backoff import BackoffPolicy
 from pipeline.errors import DependencyUnavailableError, RecordRejectedError
-from pipeline.frontier.writer import DecisionWriter, Inbound, PendingWrite, isolate_rejected
+from pipeline.frontier.writer import DecisionWriter, PendingWrite, isolate_rejected
+from pipeline.kafka.inbound import InboundMessage
 from schemas import DeadLetterReason, DecisionEvent, Stage, Verdict, decision_id
 from tests.fixtures.fakes import FakeVerdictStore
 
@@ -39,7 +40,7 @@ def _pending(n: int) -> PendingWrite:
         ingested_at=now,
         decided_at=now,
     )
-    return PendingWrite(decision, (), Inbound("t", 0, n, b"k", b"v" * 10))
+    return PendingWrite(decision, (), InboundMessage("t", 0, n, b"k", b"v" * 10))
 
 
 @given(n=st.integers(1, 40), data=st.data())

@@ -9,7 +9,8 @@ from aiokafka.structs import TopicPartition
 
 from classifiers.base import Classifier
 from pipeline.core.policy import Policy, Thresholds
-from pipeline.realtime.batch import InboundMessage, decide_batch, decode_batch, process_batch
+from pipeline.kafka.inbound import InboundMessage
+from pipeline.realtime.batch import decide_batch, decode_batch, process_batch
 from pipeline.realtime.stage import next_offsets
 from schemas import DeadLetterReason, Stage, Verdict, decision_id
 from tests.fixtures.fakes import FixedScoreClassifier, keyword_rule

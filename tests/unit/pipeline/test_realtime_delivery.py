@@ -13,8 +13,9 @@ from pipeline.availability import DependencyGuard
 from pipeline.core.backoff import BackoffPolicy
 from pipeline.core.policy import load_policy
 from pipeline.errors import DependencyUnavailableError, RecordRejectedError
+from pipeline.kafka.inbound import InboundMessage
 from pipeline.ports import StoredPost
-from pipeline.realtime.batch import InboundMessage, process_batch
+from pipeline.realtime.batch import process_batch
 from pipeline.realtime.delivery import deliver
 from schemas import (
     BorderlineRequest,
