@@ -90,8 +90,36 @@ class PostEvent(_Inbound):
     source: Identifier | None = None
 
 
+class DecisionUsage(_Outbound):
+    """What one decision consumed, for the cost ledger (the verdicts' usage columns).
+
+    Provider tokens (a multi-post call's tokens are split across its posts so that they add up
+    to the call's usage) and the classifier's inference seconds. Kept in-process and stored with
+    the verdict; it is not part of the decision's wire format (``decision.v1``).
+    """
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cache_read_tokens: int = Field(default=0, ge=0)
+    cache_write_tokens: int = Field(default=0, ge=0)
+    compute_seconds: float = Field(default=0.0, ge=0.0)
+
+    def __add__(self, other: DecisionUsage) -> DecisionUsage:
+        return DecisionUsage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            compute_seconds=self.compute_seconds + other.compute_seconds,
+        )
+
+
 class DecisionEvent(_Outbound):
-    """One decision, the same shape for every stage."""
+    """One decision, the same shape for every stage.
+
+    ``usage`` is excluded from serialisation: it travels with the event inside a process, to
+    the verdict history, and never onto the decisions topic.
+    """
 
     schema_version: Literal[1] = SCHEMA_VERSION
     decision_id: str
@@ -107,6 +135,7 @@ class DecisionEvent(_Outbound):
     cost_usd: float = 0.0
     reason: str | None = None
     rationale: str | None = None
+    usage: DecisionUsage | None = Field(default=None, exclude=True)
 
 
 class BorderlineRequest(_Outbound):

@@ -247,7 +247,11 @@ class FrontierClient:
             raise provider_error(exc) from None
         usage = _usage(message)
         usd = self._account(CallMode.REALTIME, usage)
-        answer = answer_of(message, max_rationale_chars=self._config.max_rationale_chars)
+        try:
+            answer = answer_of(message, max_rationale_chars=self._config.max_rationale_chars)
+        except FrontierError as exc:
+            exc.usage, exc.cost_usd = usage, usd  # billed although unusable
+            raise
         return Classified(answer=answer, usage=usage, cost_usd=usd, request_id=message.id)
 
     # --- batch ---------------------------------------------------------------------------

@@ -13,9 +13,10 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from pipeline.core.cost import TokenUsage
 from pipeline.core.deadline import Deadline
 from pipeline.core.fallback import FallbackCause, cause_of, fallback_decision, fallback_reason
 from pipeline.core.frontier_answer import frontier_decision
@@ -26,6 +27,7 @@ from pipeline.core.resilience import (
     decide_retry,
 )
 from pipeline.core.review_items import review_item
+from pipeline.core.usage import decision_usage
 from pipeline.core.verdict_guard import check_answer, reason_codes, review_detail
 from pipeline.frontier.client import Classified, FrontierClient
 from pipeline.frontier.config import DeciderConfig
@@ -51,6 +53,18 @@ class Outcome:
     @property
     def reviews(self) -> list[ReviewItem]:
         return [self.review] if self.review is not None else []
+
+
+@dataclass(slots=True)
+class _Spent:
+    """What the attempts for one request were billed, the failed ones included."""
+
+    tokens: TokenUsage = field(default_factory=TokenUsage)
+    usd: float = 0.0
+
+    def add(self, tokens: TokenUsage, usd: float) -> None:
+        self.tokens += tokens
+        self.usd += usd
 
 
 class FrontierDecider:
@@ -118,9 +132,10 @@ class FrontierDecider:
         last: FrontierError | None = None
         cause = FallbackCause.DEADLINE
         result: Classified | None = None
+        spent = _Spent()
         budget = deadline.work_remaining(self._clock())
         if budget <= 0:  # arrived too late to ask: decide now
-            return self._finish(request, deadline, None, cause, None, attempts)
+            return self._finish(request, deadline, None, cause, None, attempts, spent)
         try:
             async with asyncio.timeout(budget):
                 while True:
@@ -130,10 +145,12 @@ class FrontierDecider:
                     attempts += 1
                     try:
                         result = await self._attempt(request, deadline)
+                        spent.add(result.usage, result.cost_usd)
                         break
                     except FrontierError as exc:
                         last = exc
                         cause = cause_of(exc.kind)
+                        spent.add(exc.usage, exc.cost_usd)
                     verdict = decide_retry(
                         self._retry,
                         kind=last.kind,
@@ -148,7 +165,7 @@ class FrontierDecider:
         except TimeoutError:
             result = None
             cause = FallbackCause.DEADLINE
-        return self._finish(request, deadline, result, cause, last, attempts)
+        return self._finish(request, deadline, result, cause, last, attempts, spent)
 
     def _allow(self) -> bool:
         allowed = self._breaker.allow(self._clock())
@@ -201,6 +218,7 @@ class FrontierDecider:
         cause: FallbackCause,
         last: FrontierError | None,
         attempts: int,
+        spent: _Spent,
     ) -> Outcome:
         now = datetime.now(UTC)
         review: ReviewItem | None
@@ -211,9 +229,9 @@ class FrontierDecider:
                 result.answer,
                 model=self._client.model,
                 decided_at=now,
-                cost_usd=result.cost_usd,
+                cost_usd=spent.usd,
                 guard_codes=reason_codes(findings),
-            )
+            ).model_copy(update={"usage": decision_usage(spent.tokens)})
             review = None
             if decision.verdict is Verdict.ESCALATE:
                 review = review_item(
@@ -239,7 +257,7 @@ class FrontierDecider:
                 reason=reason,
                 remove_threshold=self._config.fallback_remove_threshold,
                 decided_at=now,
-            )
+            ).model_copy(update={"cost_usd": spent.usd, "usage": decision_usage(spent.tokens)})
             review = review_item(
                 decision, reason=ReviewReason.FALLBACK, detail=reason, enqueued_at=now
             )

@@ -14,7 +14,7 @@ import asyncpg
 
 from pipeline.ports import StoredPost
 from pipeline.store.errors import translated
-from schemas import DecisionEvent, ReviewItem, Stage, Verdict
+from schemas import DecisionEvent, DecisionUsage, ReviewItem, Stage, Verdict
 
 _INSERT_POSTS = """
 INSERT INTO posts (post_id, author_id, text, lang, created_at, ingested_at, source,
@@ -30,17 +30,23 @@ _WRITE_DECISIONS = """
 WITH incoming AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[],
                          $6::text[], $7::text[], $8::text[], $9::timestamptz[],
-                         $10::timestamptz[], $11::numeric[], $12::text[], $13::text[])
+                         $10::timestamptz[], $11::numeric[], $12::text[], $13::text[],
+                         $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],
+                         $18::float8[])
         AS t(decision_id, post_id, verdict, scores, categories, stage, model_version,
-             policy_version, ingested_at, decided_at, cost_usd, reason, rationale)
+             policy_version, ingested_at, decided_at, cost_usd, reason, rationale,
+             input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+             compute_seconds)
 ), inserted AS (
     INSERT INTO verdicts (decision_id, post_id, verdict, scores, categories, stage,
                           model_version, policy_version, ingested_at, decided_at, cost_usd,
-                          reason, rationale)
+                          reason, rationale, input_tokens, output_tokens, cache_read_tokens,
+                          cache_write_tokens, compute_seconds)
     SELECT decision_id, post_id, verdict, scores,
            CASE WHEN categories = '' THEN '{}'::text[] ELSE string_to_array(categories, ',') END,
            stage, model_version, policy_version, ingested_at, decided_at, cost_usd, reason,
-           rationale
+           rationale, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+           compute_seconds
     FROM incoming
     ON CONFLICT (decision_id) DO NOTHING
     RETURNING decision_id, post_id, verdict, stage, model_version, policy_version, decided_at
@@ -63,15 +69,20 @@ WHERE (current_verdicts.stage <> 'human' OR EXCLUDED.stage = 'human')
 # result waiting for its Message Batch answer).
 _INSERT_HISTORY = """
 INSERT INTO verdicts (decision_id, post_id, verdict, scores, categories, stage, model_version,
-                      policy_version, ingested_at, decided_at, cost_usd, reason, rationale)
+                      policy_version, ingested_at, decided_at, cost_usd, reason, rationale,
+                      input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
+                      compute_seconds)
 SELECT decision_id, post_id, verdict, scores,
        CASE WHEN categories = '' THEN '{}'::text[] ELSE string_to_array(categories, ',') END,
-       stage, model_version, policy_version, ingested_at, decided_at, cost_usd, reason, rationale
+       stage, model_version, policy_version, ingested_at, decided_at, cost_usd, reason, rationale,
+       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, compute_seconds
 FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
             $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::numeric[],
-            $12::text[], $13::text[])
+            $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[],
+            $17::bigint[], $18::float8[])
     AS t(decision_id, post_id, verdict, scores, categories, stage, model_version,
-         policy_version, ingested_at, decided_at, cost_usd, reason, rationale)
+         policy_version, ingested_at, decided_at, cost_usd, reason, rationale, input_tokens,
+         output_tokens, cache_read_tokens, cache_write_tokens, compute_seconds)
 ON CONFLICT (decision_id) DO NOTHING
 """
 
@@ -89,6 +100,8 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[
                      $6::text[], $7::jsonb[], $8::timestamptz[])
 ON CONFLICT (item_id) DO NOTHING
 """
+
+_NO_USAGE = DecisionUsage()
 
 # Connecting gives up after 5 s and a statement after 30 s, so a hung server (not only a dead
 # one) surfaces as an outage instead of blocking a stage for ever.
@@ -119,8 +132,9 @@ def _post_columns(posts: Sequence[StoredPost]) -> list[list[Any]]:
 
 
 def _decision_columns(decisions: Sequence[DecisionEvent]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[] for _ in range(13)]
+    cols: list[list[Any]] = [[] for _ in range(18)]
     for d in decisions:
+        usage = d.usage or _NO_USAGE
         for col, value in zip(
             cols,
             (
@@ -137,6 +151,11 @@ def _decision_columns(decisions: Sequence[DecisionEvent]) -> list[list[Any]]:
                 d.cost_usd,
                 d.reason,
                 d.rationale,
+                usage.input_tokens,
+                usage.output_tokens,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens,
+                usage.compute_seconds,
             ),
             strict=True,
         ):

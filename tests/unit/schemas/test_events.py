@@ -98,7 +98,9 @@ def test_schema_files_are_valid_2020_12(model: type[BaseModel]) -> None:
 @pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
 def test_python_fields_match_schema_properties(model: type[BaseModel]) -> None:
     schema = json_schema(model)
-    assert set(model.model_fields) == set(schema["properties"])
+    # Fields excluded from serialisation (a decision's usage) never reach the wire.
+    wire = {n for n, f in model.model_fields.items() if not f.exclude}
+    assert wire == set(schema["properties"])
     required = {n for n, f in model.model_fields.items() if f.is_required()}
     assert required <= set(schema["required"])
 
@@ -220,3 +222,27 @@ def test_arbitrary_json_is_either_a_valid_post_or_a_schema_violation(document: o
     else:
         assert isinstance(post, PostEvent)
         validate_document(PostEvent, json.loads(encode(post)))
+
+
+def test_decision_usage_stays_off_the_wire() -> None:
+    from datetime import UTC, datetime
+
+    from schemas import DecisionEvent, DecisionUsage, decode, encode
+
+    now = datetime.now(UTC)
+    event = DecisionEvent(
+        decision_id="0" * 32,
+        post_id="p1",
+        verdict="allow",
+        scores={"toxic": 0.1},
+        stage="frontier",
+        model_version="m",
+        policy_version="p",
+        ingested_at=now,
+        decided_at=now,
+        cost_usd=0.001,
+        usage=DecisionUsage(input_tokens=10, output_tokens=2, cache_read_tokens=4096),
+    )
+    raw = encode(event)
+    assert b"usage" not in raw and b"4096" not in raw
+    assert decode(DecisionEvent, raw).usage is None
