@@ -25,7 +25,7 @@ from pipeline.core.policy import Policy, evaluate
 from pipeline.core.replay_decisions import REPLAY_STAGE, replay_decision
 from pipeline.core.review_items import review_item
 from replay.report import Tally
-from schemas import DecisionEvent, ReviewItem, ReviewReason, Stage, Verdict
+from schemas import DecisionEvent, DecisionUsage, ReviewItem, ReviewReason, Stage, Verdict
 
 FLIP_VERDICTS = frozenset({Verdict.ALLOW.value, Verdict.REMOVE.value})
 FRONTIER_STAGES = frozenset({Stage.FRONTIER.value, REPLAY_STAGE.value})
@@ -107,9 +107,14 @@ def decide_chunk(
     flip_severity_at: float,
     decided_at: datetime,
     max_samples: int = 10,
+    inference_seconds: float = 0.0,
 ) -> ChunkPlan:
-    """Apply the policy to one chunk's scores and build its writes (no I/O)."""
+    """Apply the policy to one chunk's scores and build its writes (no I/O).
+
+    ``inference_seconds`` (the chunk's scoring time) is shared equally by its posts' records.
+    """
     plan = ChunkPlan(tally=Tally(max_samples=max_samples))
+    usage = DecisionUsage(compute_seconds=inference_seconds / len(posts)) if posts else None
     tally = plan.tally
     for post, post_scores in zip(posts, scores, strict=True):
         outcome = evaluate(policy, post_scores)
@@ -139,7 +144,7 @@ def decide_chunk(
             model_version=model_version,
             policy_version=policy.version,
             decided_at=decided_at,
-        )
+        ).model_copy(update={"usage": usage})
         if outcome.verdict is Verdict.BORDERLINE:
             plan.borderline.append(decision)
             continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
+from pipeline.core.cost import TokenUsage
 from pipeline.core.frontier_answer import FrontierAnswer
 from pipeline.core.resilience import ProviderErrorKind
 
@@ -40,6 +41,9 @@ class BatchResult(Protocol):
 
     @property
     def error(self) -> ProviderErrorKind | None: ...
+
+    @property
+    def usage(self) -> TokenUsage: ...
 
     @property
     def detail(self) -> str | None: ...

@@ -21,10 +21,12 @@ from typing import TypeVar
 
 import asyncpg
 
+from pipeline.core.cost import TokenUsage
 from pipeline.core.frontier_answer import FrontierAnswer
 from pipeline.core.replay_decisions import message_batch_decision
 from pipeline.core.resilience import ProviderErrorKind
 from pipeline.core.review_items import review_item
+from pipeline.core.usage import decision_usage
 from pipeline.log import get_logger
 from replay import store
 from replay.commit import Publish
@@ -67,6 +69,7 @@ def apply_result(
     detail: str | None,
     cost_usd: float,
     *,
+    usage: TokenUsage | None = None,
     model: str,
     policy_version: str,
     flip_severity_at: float,
@@ -102,7 +105,7 @@ def apply_result(
         policy_version=policy_version,
         decided_at=decided_at,
         cost_usd=cost_usd,
-    )
+    ).model_copy(update={"usage": decision_usage(usage or TokenUsage())})
     tally.decided += 1
     out.decisions.append(decision)
     new = answer.verdict.value
@@ -246,6 +249,7 @@ class MessageBatchPhase:
                 result.error,
                 result.detail,
                 result.cost_usd,
+                usage=result.usage,
                 model=model,
                 policy_version=self.selection.policy_version,
                 flip_severity_at=self.flip_severity_at,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,6 +39,7 @@ class Chunk:
     texts: list[str] = field(default_factory=list)
     scores: list[dict[str, float]] = field(default_factory=list)
     cut: int = 0
+    inference_seconds: float = 0.0
 
 
 Deliver = Callable[[Chunk, ChunkPlan], Awaitable[None]]
@@ -117,7 +119,9 @@ class ScoringPass:
                 text, was_cut = prepare_text(post.text, limit)
                 chunk.cut += was_cut
                 chunk.texts.append(text)
+            started = time.perf_counter()
             chunk.scores = await self._clf.apredict(chunk.texts)
+            chunk.inference_seconds = time.perf_counter() - started
             await out.put(chunk)
         await out.put(None)
 
@@ -138,6 +142,7 @@ class ScoringPass:
                 flip_severity_at=self._s.flip_severity,
                 decided_at=datetime.now(UTC),
                 max_samples=self._s.samples_per_transition,
+                inference_seconds=chunk.inference_seconds,
             )
             plan.tally.truncated_text += chunk.cut
             await deliver(chunk, plan)

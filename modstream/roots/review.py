@@ -31,6 +31,7 @@ from pipeline.review.queue import Publish, ReviewQueue
 from pipeline.review.throttle import LoginThrottle
 from pipeline.review.web import create_app, templates
 from pipeline.store.pg import PostgresStore
+from pipeline.store.usage import UsageLedger
 from schemas import DecisionEvent
 
 log = get_logger(__name__)
@@ -86,8 +87,10 @@ async def running_review(
     publisher = KafkaEventPublisher(settings, client_id=f"{settings.kafka_client_id}-review")
     frontier: FrontierClient | None = None
     unavailable = ""
+    client_config = ClientConfig.from_settings(settings)
+    ledger = UsageLedger(store.pool, client_config.model)
     try:
-        frontier = FrontierClient(ClientConfig.from_settings(settings))
+        frontier = FrontierClient(client_config, usage_sink=ledger.sink)
     except FrontierError as exc:
         unavailable = str(exc)
     limits = ReviewLimits.from_settings(settings)
@@ -153,4 +156,5 @@ async def running_review(
         passwords.close()
         if frontier is not None:
             await frontier.close()
+        await ledger.drain()
         await store.close()

@@ -6,6 +6,7 @@ waits for acknowledgements, and only then commits the input offsets.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from schemas import (
     BorderlineRequest,
     DeadLetter,
     DecisionEvent,
+    DecisionUsage,
     EventError,
     PostEvent,
     Verdict,
@@ -92,10 +94,16 @@ def decide_batch(
     model_version: str,
     sla: timedelta,
     now: datetime | None = None,
+    inference_seconds: float = 0.0,
 ) -> BatchOutputs:
-    """Apply the policy to classifier scores and build every output of the batch (pure)."""
+    """Apply the policy to classifier scores and build every output of the batch (pure).
+
+    ``inference_seconds`` (the batch's scoring time) is shared equally by its decisions: the
+    cost ledger prices classifier compute from it.
+    """
     decided_at = now or datetime.now(UTC)
     outputs = BatchOutputs()
+    usage = DecisionUsage(compute_seconds=inference_seconds / len(valid)) if valid else None
     for (message, post), post_scores in zip(valid, scores, strict=True):
         outcome = evaluate(policy, post_scores)
         rounded = rounded_scores(post_scores)
@@ -109,7 +117,7 @@ def decide_batch(
                 model_version=model_version,
                 policy_version=policy.version,
                 decided_at=decided_at,
-            )
+            ).model_copy(update={"usage": usage})
         )
         if outcome.verdict is Verdict.BORDERLINE:
             outputs.borderline.append(
@@ -137,9 +145,15 @@ async def process_batch(
     valid, letters = decode_batch(
         messages, max_bytes=max_bytes, dead_letter_max_bytes=dead_letter_max_bytes
     )
+    started = time.perf_counter()
     scores = await classifier.apredict([post.text for _, post in valid]) if valid else []
     outputs = decide_batch(
-        valid, scores, policy=policy, model_version=classifier.model_version, sla=sla
+        valid,
+        scores,
+        policy=policy,
+        model_version=classifier.model_version,
+        sla=sla,
+        inference_seconds=time.perf_counter() - started,
     )
     outputs.dead_letters.extend(letters)
     return outputs
