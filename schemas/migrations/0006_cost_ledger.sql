@@ -20,6 +20,8 @@ CREATE TABLE cost_hourly (
     stage              text NOT NULL,
     slot               smallint NOT NULL,
     decisions          bigint NOT NULL DEFAULT 0,
+    -- Decisions that called the provider (a replay's Message Batch answers, not its re-scores).
+    provider_decisions bigint NOT NULL DEFAULT 0,
     input_tokens       bigint NOT NULL DEFAULT 0,
     output_tokens      bigint NOT NULL DEFAULT 0,
     cache_read_tokens  bigint NOT NULL DEFAULT 0,
@@ -34,10 +36,11 @@ CREATE TABLE cost_hourly (
 CREATE FUNCTION cost_hourly_add() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO cost_hourly AS c (hour, stage, slot, decisions, input_tokens, output_tokens,
-                                  cache_read_tokens, cache_write_tokens, compute_seconds,
-                                  cost_usd)
+    INSERT INTO cost_hourly AS c (hour, stage, slot, decisions, provider_decisions,
+                                  input_tokens, output_tokens, cache_read_tokens,
+                                  cache_write_tokens, compute_seconds, cost_usd)
     SELECT date_trunc('hour', decided_at, 'UTC'), stage, pg_backend_pid() % 16, count(*),
+           count(*) FILTER (WHERE input_tokens + cache_read_tokens + cache_write_tokens > 0),
            sum(input_tokens), sum(output_tokens), sum(cache_read_tokens),
            sum(cache_write_tokens), sum(compute_seconds), sum(cost_usd)
     FROM inserted_verdicts
@@ -45,6 +48,7 @@ BEGIN
     ORDER BY 1, 2
     ON CONFLICT (hour, stage, slot) DO UPDATE SET
         decisions = c.decisions + EXCLUDED.decisions,
+        provider_decisions = c.provider_decisions + EXCLUDED.provider_decisions,
         input_tokens = c.input_tokens + EXCLUDED.input_tokens,
         output_tokens = c.output_tokens + EXCLUDED.output_tokens,
         cache_read_tokens = c.cache_read_tokens + EXCLUDED.cache_read_tokens,
