@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.config_budget import BudgetSettings
 from pipeline.config_sections import FrontierSettings, ReplaySettings, ReviewSettings
 from pipeline.errors import SettingsError
 
@@ -22,7 +23,7 @@ ENV_PREFIX = "MODSTREAM_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class Settings(FrontierSettings, ReplaySettings, ReviewSettings, BaseSettings):
+class Settings(FrontierSettings, ReplaySettings, ReviewSettings, BudgetSettings, BaseSettings):
     """Validated configuration. Build it with :func:`load_settings` to get readable errors."""
 
     model_config = SettingsConfigDict(

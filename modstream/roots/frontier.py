@@ -17,6 +17,10 @@ from contextlib import asynccontextmanager
 from prometheus_client import CollectorRegistry
 
 from pipeline.availability import DependencyGuard
+from pipeline.budget.config import BudgetConfig, Ledgers
+from pipeline.budget.guards import FrontierBudget
+from pipeline.budget.metrics import BudgetMetrics
+from pipeline.budget.store import PostgresBudgetStore
 from pipeline.config import Settings
 from pipeline.core.backoff import BackoffPolicy
 from pipeline.errors import DependencyUnavailableError
@@ -74,8 +78,10 @@ async def build_frontier(
     broker refuses this process.
     """
     metrics = FrontierMetrics(CollectorRegistry())
-    client = FrontierClient(ClientConfig.from_settings(settings), usage_sink=metrics.record_usage)
+    client_config = ClientConfig.from_settings(settings)
+    client = FrontierClient(client_config, usage_sink=metrics.record_usage)
     store = await PostgresStore.open(settings.postgres_dsn.get_secret_value())
+    budget = frontier_budget(settings, client_config, store, metrics)
     publisher = KafkaEventPublisher(settings, client_id=f"{settings.kafka_client_id}-frontier")
     guard = DependencyGuard(
         "frontier",
@@ -85,7 +91,9 @@ async def build_frontier(
     )
     stage = frontier_stage(
         settings,
-        decider=FrontierDecider(client, DeciderConfig.from_settings(settings), metrics=metrics),
+        decider=FrontierDecider(
+            client, DeciderConfig.from_settings(settings), metrics=metrics, budget=budget
+        ),
         publisher=publisher,
         store=store,
         metrics=metrics,
@@ -112,5 +120,20 @@ async def build_frontier(
                 await asyncio.wait_for(publisher.stop(), timeout=10.0)
     finally:
         await ops.stop()
+        if budget is not None:
+            await budget.close()  # give back the unspent slices
         await store.close()
         await client.close()
+
+
+def frontier_budget(
+    settings: Settings, client: ClientConfig, store: PostgresStore, metrics: FrontierMetrics
+) -> FrontierBudget | None:
+    """The frontier's spend caps and account-wide request rate (None when all are off)."""
+    config = BudgetConfig.from_settings(settings)
+    if not config.frontier_capped:
+        return None
+    ledgers = Ledgers(config, PostgresBudgetStore(store.pool), BudgetMetrics.of(metrics.registry))
+    return ledgers.frontier(
+        client.prices, max_tokens=client.max_tokens, max_rationale_chars=client.max_rationale_chars
+    )

@@ -8,7 +8,10 @@ Rule (version ``fallback-v1``), applied to the local classifier's scores carried
 
 Every fallback decision is also enqueued for human review, with the reason it happened:
 ``deadline``, ``provider_error:<kind>`` (e.g. ``provider_error:rate_limited``), ``circuit_open``,
-``invalid_output`` or ``refusal``. The rule needs no I/O, so it can never miss the deadline.
+``invalid_output``, ``refusal``, ``budget`` (a spend, token or request cap is reached; see
+:mod:`pipeline.core.budget`) or ``budget_unavailable`` (the shared budget store cannot be reached
+and this process's leased slice is spent). The rule needs no I/O, so it can never miss the
+deadline.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ class FallbackCause(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     INVALID_OUTPUT = "invalid_output"
     REFUSAL = "refusal"
+    BUDGET = "budget"
+    BUDGET_UNAVAILABLE = "budget_unavailable"
 
 
 def cause_of(kind: ProviderErrorKind) -> FallbackCause:

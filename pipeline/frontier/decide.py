@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from pipeline.budget.errors import BudgetRefusedError
+from pipeline.budget.guards import FrontierBudget
 from pipeline.core.cost import TokenUsage
 from pipeline.core.deadline import Deadline
 from pipeline.core.fallback import FallbackCause, cause_of, fallback_decision, fallback_reason
@@ -81,8 +83,11 @@ class FrontierDecider:
         jitter: Callable[[], float] = random.random,
         extra_headers: Mapping[str, str] | None = None,
         policy: Policy | None = None,
+        budget: FrontierBudget | None = None,
     ) -> None:
         self._client = client
+        # Spend caps and the account-wide request rate, shared by replicas (none: unlimited).
+        self._budget = budget if budget is not None else FrontierBudget()
         self._config = config
         # The policy in force: its frontier_guard bounds decide when a valid answer is not final.
         self._policy = policy if policy is not None else load_policy(config.policy_path)
@@ -95,6 +100,7 @@ class FrontierDecider:
             rate=config.limits.rate_per_second,
             burst=config.limits.burst,
             clock=clock,
+            requests=self._budget.requests,
         )
         self._breaker = CircuitBreaker(config.breaker)
         self._retry = config.retry
@@ -147,6 +153,10 @@ class FrontierDecider:
                         result = await self._attempt(request, deadline)
                         spent.add(result.usage, result.cost_usd)
                         break
+                    except BudgetRefusedError as exc:  # a cap is reached: no call was made
+                        attempts -= 1
+                        cause = exc.cause
+                        break
                     except FrontierError as exc:
                         last = exc
                         cause = cause_of(exc.kind)
@@ -180,7 +190,7 @@ class FrontierDecider:
         """One call through the limiter; records its outcome with the breaker and metrics."""
         called = False
         try:
-            async with self._limiter.slot():
+            async with self._budget.spend(request.text) as spend, self._limiter.slot():
                 called = True
                 started = self._clock()
                 try:
@@ -190,14 +200,21 @@ class FrontierDecider:
                         extra_headers=self._extra_headers,
                     )
                 except FrontierError as exc:
+                    if spend is not None:
+                        spend.failed(exc.kind, exc.usage)
                     self._breaker.record(self._clock(), failed=exc.kind.counts_against_provider)
                     if self._metrics is not None:
                         self._metrics.provider_errors.labels(exc.kind.value).inc()
                     raise
+                if spend is not None:
+                    spend.settle(result.usage)
                 self._breaker.record(self._clock(), failed=False)
                 if self._metrics is not None:
                     self._metrics.call_seconds.observe(self._clock() - started)
                 return result
+        except BudgetRefusedError:
+            self._breaker.release_probe()  # no call was made
+            raise
         except asyncio.CancelledError:
             # The deadline fired: a call in flight counts as a slow provider; a wait does not.
             if called:
