@@ -27,10 +27,12 @@ import asyncpg
 from rich.console import Console
 
 from classifiers.base import Classifier
+from pipeline.budget.guards import BatchBudget
 from pipeline.core.fallback import FALLBACK_RULE_VERSION
 from pipeline.core.policy import Policy
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
+from replay.batch_budget import BatchAdmission
 from replay.commit import ChunkDone
 from replay.config import ReplayConfig
 from replay.decide import ChunkPlan
@@ -68,8 +70,10 @@ class ReplayJob:
         frontier: BatchClient | None = None,
         console: Console | None = None,
         guard: ReplayGuard | None = None,
+        batch_budget: BatchBudget | None = None,
     ) -> None:
         self._s = config
+        self._batch_budget = batch_budget
         self._req = request
         self._pool = pool
         self._clf = classifier
@@ -177,6 +181,7 @@ class ReplayJob:
             max_rationale_chars=self._s.max_rationale_chars,
             flip_severity_at=self._s.flip_severity,
             timeout_s=self._s.batch_timeout_seconds,
+            admission=BatchAdmission(self._batch_budget),
         )
         return (await phase.run()).to_json(self._s.batch_price_multiplier)
 

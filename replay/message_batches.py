@@ -29,6 +29,7 @@ from pipeline.core.review_items import review_item
 from pipeline.core.usage import decision_usage
 from pipeline.log import get_logger
 from replay import store
+from replay.batch_budget import BatchAdmission
 from replay.commit import Publish
 from replay.decide import flip_severity as severity_of
 from replay.decide import is_flip
@@ -157,6 +158,7 @@ class MessageBatchPhase:
     timeout_s: float
     guard: ReplayGuard | None = None
     tally: FrontierTally = field(default_factory=FrontierTally)
+    admission: BatchAdmission = field(default_factory=BatchAdmission)
 
     async def _call(self, operation: Callable[[], Awaitable[T]], what: str) -> T:
         if self.guard is None:
@@ -166,6 +168,7 @@ class MessageBatchPhase:
     async def run(self) -> FrontierTally:
         if self.state.frontier_tally is not None:
             self.tally = replace(self.state.frontier_tally)  # a resumed run keeps counting
+        self.tally.skipped_budget = 0  # counted afresh: this pass sees every record left
         for batch in self.state.open_batches():
             await self._collect(batch)
         overhead = request_overhead_bytes(self.max_rationale_chars)
@@ -183,7 +186,12 @@ class MessageBatchPhase:
                 sizes, max_requests=self.max_requests, max_bytes=self.max_bytes
             ):
                 items = [(pending[i].decision_id, pending[i].text) for i in part]
+                items, holds = await self.admission.admit(items)  # the daily batch cap
+                self.tally.skipped_budget += len(part) - len(items)
+                if not items:
+                    continue  # left pending for the next run, like without a frontier client
                 batch_id = await self.client.submit_batch(items)
+                self.admission.submitted(batch_id, holds)
                 submitted.append(self.state.batch_submitted(batch_id, len(items)))
                 self.tally.submitted += len(items)
                 self.tally.batches += 1
@@ -213,7 +221,9 @@ class MessageBatchPhase:
             expired=status.expired,
             canceled=status.canceled,
         )
+        billed = self.tally.batch_usd
         await self._call(lambda: self._read_results(batch_id), "apply message batch results")
+        self.admission.settle(batch_id, self.tally.batch_usd - billed)
         batch.done = True
         await self._save()
 

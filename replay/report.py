@@ -132,6 +132,7 @@ class FrontierTally:
     escalated: int = 0
     retry_next_run: int = 0
     to_review: int = 0
+    skipped_budget: int = 0
     batch_usd: float = 0.0
     estimated_only: bool = False
 
@@ -145,6 +146,7 @@ class FrontierTally:
             "escalated": self.escalated,
             "retry_next_run": self.retry_next_run,
             "to_review": self.to_review,
+            "skipped_budget": self.skipped_budget,
             "cost_usd": round(cost.batch_usd, 6),
             "realtime_price_usd": round(cost.realtime_usd, 6),
             "saved_usd": round(cost.saved_usd, 6),
@@ -213,6 +215,11 @@ def render_text(report: dict[str, Any]) -> str:
             f"{frontier.get('batches', 0)} batches: cost ${frontier.get('cost_usd', 0)} "
             f"(real time ${frontier.get('realtime_price_usd', 0)}, saved "
             f"${frontier.get('saved_usd', 0)}{', estimated' if frontier.get('estimated') else ''})"
+        )
+    if frontier.get("skipped_budget"):
+        lines.append(
+            f"  {frontier['skipped_budget']} borderline posts not sent: the daily batch budget "
+            "is reached (MODSTREAM_BUDGET_BATCH_DAILY_USD); they stay pending for the next run"
         )
     if report.get("rejected"):
         lines.append(

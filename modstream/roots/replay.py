@@ -15,6 +15,9 @@ from typing import Any
 
 from rich.console import Console
 
+from pipeline.budget.config import BudgetConfig, Ledgers
+from pipeline.budget.guards import BatchBudget
+from pipeline.budget.store import PostgresBudgetStore
 from pipeline.config import Settings
 from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.config import ClientConfig
@@ -76,6 +79,7 @@ async def run(
         raise
     publisher: KafkaEventPublisher | None = None
     frontier: FrontierClient | None = None
+    batch_budget: BatchBudget | None = None
     try:
         if not request.dry_run:
             publisher = KafkaEventPublisher(
@@ -83,7 +87,15 @@ async def run(
             )
             await guard.call(publisher.start, what="connect to kafka")
             if settings.replay_frontier_batches and settings.anthropic_api_key.get_secret_value():
-                frontier = FrontierClient(ClientConfig.from_settings(settings))
+                client_config = ClientConfig.from_settings(settings)
+                frontier = FrontierClient(client_config)
+                batch_budget = Ledgers(
+                    BudgetConfig.from_settings(settings), PostgresBudgetStore(pool)
+                ).batch(
+                    client_config.prices,
+                    max_tokens=client_config.max_tokens,
+                    max_rationale_chars=client_config.max_rationale_chars,
+                )
         job = ReplayJob(
             ReplayConfig.from_settings(settings),
             request,
@@ -94,9 +106,12 @@ async def run(
             frontier=frontier,
             console=console,
             guard=guard,
+            batch_budget=batch_budget,
         )
         return await interruptible(job)
     finally:
+        if batch_budget is not None:
+            await batch_budget.close()  # give back the unspent slice
         if frontier is not None:
             await frontier.close()
         if publisher is not None:

@@ -11,9 +11,14 @@ import asyncpg
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from pipeline.budget.config import BudgetConfig, Ledgers
+from pipeline.budget.guards import StreamingBudget, settle_stream_usage
+from pipeline.budget.metrics import BudgetMetrics
+from pipeline.budget.store import PostgresBudgetStore
 from pipeline.config import Settings
+from pipeline.core.cost import CallMode, TokenUsage
 from pipeline.errors import ServiceUnavailableError
-from pipeline.frontier.client import FrontierClient
+from pipeline.frontier.client import FrontierClient, UsageSink
 from pipeline.frontier.config import ClientConfig
 from pipeline.frontier.errors import FrontierError
 from pipeline.kafka.producer import KafkaEventPublisher
@@ -90,7 +95,7 @@ async def running_review(
     client_config = ClientConfig.from_settings(settings)
     ledger = UsageLedger(store.pool, client_config.model)
     try:
-        frontier = FrontierClient(client_config, usage_sink=ledger.sink)
+        frontier = FrontierClient(client_config, usage_sink=_usage_sinks(ledger.sink))
     except FrontierError as exc:
         unavailable = str(exc)
     limits = ReviewLimits.from_settings(settings)
@@ -99,10 +104,16 @@ async def running_review(
     runner: web.AppRunner | None = None
     ops: OpsServer | None = None
     sweeper: asyncio.Task[None] | None = None
+    budget: StreamingBudget | None = None
     try:
         await apply_aging(store.pool, settings.review_aging_seconds)
         await publisher.start()
         metrics = ReviewMetrics()
+        budget = Ledgers(
+            BudgetConfig.from_settings(settings),
+            PostgresBudgetStore(store.pool),
+            BudgetMetrics.of(metrics.registry),
+        ).streaming(client_config.prices, max_tokens=client_config.analysis_max_tokens)
         health = Health()
         context = ReviewContext(
             settings=settings,
@@ -127,6 +138,7 @@ async def running_review(
             gate=AnalysisGate(limits),
             health=health,
             analysis_unavailable=unavailable,
+            budget=budget,
         )
         runner = web.AppRunner(create_app(context), access_log=None)
         await runner.setup()
@@ -157,4 +169,16 @@ async def running_review(
         if frontier is not None:
             await frontier.close()
         await ledger.drain()
+        if budget is not None:
+            await budget.close()  # give back the unspent slice
         await store.close()
+
+
+def _usage_sinks(record: UsageSink) -> UsageSink:
+    """Record a streamed analysis's usage, and settle its streaming-budget hold."""
+
+    def sink(mode: CallMode, usage: TokenUsage, usd: float) -> None:
+        record(mode, usage, usd)
+        settle_stream_usage(mode, usage, usd)
+
+    return sink

@@ -6,7 +6,9 @@
 
 Admission (per-session concurrency, per-user rate, the reviewers' token budget) is
 :class:`~pipeline.review.gate.AnalysisGate`: a refusal is 429 with ``Retry-After`` before the
-stream starts. A stream longer than ``analysis_max_s`` is cut off with an ``error`` event.
+stream starts. So is a reached daily streaming budget (:mod:`pipeline.review.budget`: 429, or 503
+while the budget store is unreachable). A stream longer than ``analysis_max_s`` is cut off with an
+``error`` event.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from aiohttp import web
 
 from pipeline.errors import ModerationError
 from pipeline.log import get_logger
+from pipeline.review.budget import analysis_budget
 from pipeline.review.context import CONTEXT
 from pipeline.review.security import current_session
 
@@ -48,12 +51,13 @@ async def analysis(request: web.Request) -> web.StreamResponse:
         )
     text = await ctx.queue.post_text(item_id)
     with ctx.gate.admit(session.csrf_token, session.username, text):
-        await ctx.queue.record(session.username, "analysis", item_id)
-        response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
-        )
-        await response.prepare(request)
-        await _relay(request, response, ctx.analysis(text), item_id)
+        async with analysis_budget(ctx.budget, text):  # 429/503 before streaming when refused
+            await ctx.queue.record(session.username, "analysis", item_id)
+            response = web.StreamResponse(
+                headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"}
+            )
+            await response.prepare(request)
+            await _relay(request, response, ctx.analysis(text), item_id)
     return response
 
 

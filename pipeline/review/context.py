@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import jinja2
 from aiohttp import web
 
+from pipeline.budget.guards import StreamingBudget
 from pipeline.config import Settings
 from pipeline.review.accounts import Accounts, Session
 from pipeline.review.gate import AnalysisGate
@@ -35,6 +36,8 @@ class ReviewContext:
     gate: AnalysisGate
     health: Health
     analysis_unavailable: str = ""
+    budget: StreamingBudget | None = None
+    """The daily cap of streamed analyses shared by replicas (None: no cap)."""
 
 
 CONTEXT = web.AppKey("review_context", ReviewContext)
