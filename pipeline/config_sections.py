@@ -35,6 +35,9 @@ class FrontierSettings(BaseModel):
     frontier_max_rationale_chars: int = Field(
         default=400, ge=40, le=4000, description="Longest rationale accepted in a verdict."
     )
+    # Prices: Claude Haiku 4.5 (the default model), as of 2026-12-02, from Anthropic's pricing
+    # table in https://platform.claude.com/docs/en/build-with-claude/prompt-caching
+    # (base input $1, 5-minute cache write 1.25x, 1-hour cache write 2x, cache read 0.1x).
     frontier_price_input_per_mtok: float = Field(
         default=1.0, ge=0, description="USD per million uncached input tokens."
     )
@@ -42,7 +45,10 @@ class FrontierSettings(BaseModel):
         default=5.0, ge=0, description="USD per million output tokens."
     )
     frontier_price_cache_write_per_mtok: float = Field(
-        default=1.25, ge=0, description="USD per million cache-write input tokens."
+        default=1.25, ge=0, description="USD per million 5-minute cache-write input tokens."
+    )
+    frontier_price_cache_write_1h_per_mtok: float = Field(
+        default=2.0, ge=0, description="USD per million 1-hour cache-write input tokens."
     )
     frontier_price_cache_read_per_mtok: float = Field(
         default=0.10, ge=0, description="USD per million cache-read input tokens."

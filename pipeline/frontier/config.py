@@ -47,6 +47,7 @@ class ClientConfig:
                 cache_write_per_mtok=settings.frontier_price_cache_write_per_mtok,
                 cache_read_per_mtok=settings.frontier_price_cache_read_per_mtok,
                 batch_multiplier=settings.frontier_batch_price_multiplier,
+                cache_write_1h_per_mtok=settings.frontier_price_cache_write_1h_per_mtok,
             ),
             batch_poll_initial_seconds=settings.frontier_batch_poll_initial_seconds,
             batch_poll_max_seconds=settings.frontier_batch_poll_max_seconds,
