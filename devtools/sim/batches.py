@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from devtools.sim.cache import PromptCache
 from devtools.sim.faults import Fault, FaultDraw, SimConfig
 from devtools.sim.messages import (
     JSON,
-    PromptCache,
     SimRequestError,
     build_message,
     error_body,
@@ -161,7 +161,7 @@ class BatchStore:
                 "result": {"type": "errored", "error": error},
             }
         req = parse_request(request["params"])
-        usage = self._cache.usage(req, now=self._clock(), ttl_s=config.cache_ttl_s)
+        usage = self._cache.usage(req, config, now=self._clock())
         message = build_message(req, Fault.NONE, usage)
         return {
             "custom_id": request["custom_id"],

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from devtools.sim.cache import DEFAULT_MIN_CACHEABLE_TOKENS, MIN_CACHEABLE_TOKENS
+
 _Z99 = 2.3263478740408408  # standard normal quantile at 0.99
 
 
@@ -61,7 +63,22 @@ class SimConfig(BaseModel):
         default=2.0, ge=0, description="Time a Message Batch takes to process in the background."
     )
     batch_error_rate: float = Field(default=0.0, ge=0, le=1, description="Errored batch items.")
-    cache_ttl_s: float = Field(default=300.0, gt=0, description="Prompt cache lifetime.")
+    cache_ttl_s: float = Field(
+        default=300.0, gt=0, description='Lifetime of a "5m" prompt cache entry (after last use).'
+    )
+    cache_ttl_1h_s: float = Field(
+        default=3600.0, gt=0, description='Lifetime of a "1h" prompt cache entry (after last use).'
+    )
+    min_cacheable_tokens: dict[str, int] = Field(
+        default_factory=lambda: dict(MIN_CACHEABLE_TOKENS),
+        description="Minimum cacheable prefix per model alias (see devtools.sim.cache).",
+    )
+    default_min_cacheable_tokens: int = Field(
+        default=DEFAULT_MIN_CACHEABLE_TOKENS, ge=0, description="Minimum for unknown models."
+    )
+    output_token_latency_s: float = Field(
+        default=0.0, ge=0, description="Added latency per output token (decode time)."
+    )
     seed: int | None = Field(default=None, description="Seed of the fault/latency draws.")
 
     @model_validator(mode="after")

@@ -8,13 +8,14 @@ streamed answer: ``message_start``, ``ping``, then per block ``content_block_sta
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from devtools.sim.cache import CacheRequestError, check_cache_control
 from devtools.sim.faults import Fault
+from devtools.sim.multi import MULTI_TOOL, multi_tool_input
 from devtools.sim.rules import RULE_VERSION, estimate_tokens, extract_post, judge
 
 JSON = dict[str, Any]
@@ -93,7 +94,7 @@ def parse_request(body: Any) -> MessagesRequest:
             forced = names[choice["name"]]
         elif choice.get("type") in (None, "auto", "any"):
             forced = next(iter(names.values()))
-    return MessagesRequest(
+    req = MessagesRequest(
         model=str(body["model"]),
         max_tokens=int(body["max_tokens"]),
         system_blocks=[b for b in system if isinstance(b, dict)],
@@ -102,48 +103,26 @@ def parse_request(body: Any) -> MessagesRequest:
         stream=bool(body.get("stream", False)),
         raw=body,
     )
-
-
-class PromptCache:
-    """Remembers cacheable prompt prefixes (tools + system up to the last ``cache_control``)."""
-
-    def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
-
-    def clear(self) -> None:
-        self._seen.clear()
-
-    def usage(self, req: MessagesRequest, *, now: float, ttl_s: float) -> JSON:
-        """Input-side usage: cache write on first sight of a prefix, cache read afterwards."""
-        tools_text = json.dumps(req.raw.get("tools") or [], sort_keys=True)
-        prefix_end = -1
-        for i, block in enumerate(req.system_blocks):
-            if block.get("cache_control"):
-                prefix_end = i
-        system_texts = [str(b.get("text", "")) for b in req.system_blocks]
-        total = estimate_tokens(tools_text + "".join(system_texts) + req.user_text)
-        if prefix_end < 0:
-            return {
-                "input_tokens": total,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-            }
-        prefix = tools_text + "".join(system_texts[: prefix_end + 1])
-        prefix_tokens = min(total, estimate_tokens(prefix))
-        key = hashlib.sha256(f"{req.model}\x1f{prefix}".encode()).hexdigest()
-        hit = key in self._seen and now - self._seen[key] < ttl_s
-        self._seen[key] = now
-        return {
-            "input_tokens": total - prefix_tokens,
-            "cache_creation_input_tokens": 0 if hit else prefix_tokens,
-            "cache_read_input_tokens": prefix_tokens if hit else 0,
-        }
+    try:
+        check_cache_control(req)
+    except CacheRequestError as exc:
+        raise SimRequestError(400, "invalid_request_error", str(exc)) from None
+    return req
 
 
 def _rationale_limit(tool: JSON) -> int:
     props = (tool.get("input_schema") or {}).get("properties") or {}
     limit = (props.get("rationale") or {}).get("maxLength")
     return int(limit) if isinstance(limit, int) and limit > 0 else 400
+
+
+def _item_schema(tool: JSON) -> JSON:
+    props = (tool.get("input_schema") or {}).get("properties") or {}
+    return {"input_schema": (props.get("verdicts") or {}).get("items") or {}}
+
+
+def _tool_use(tool: JSON, tool_input: Any) -> JSON:
+    return {"type": "tool_use", "id": new_id("toolu"), "name": tool["name"], "input": tool_input}
 
 
 def _analysis(post: str) -> str:
@@ -170,6 +149,10 @@ def build_message(req: MessagesRequest, fault: Fault, input_usage: JSON) -> JSON
         stop_reason = "refusal"
     elif fault is Fault.REFUSAL_TEXT:
         content = [{"type": "text", "text": "[SIMULATOR] I can't help with moderating this post."}]
+    elif req.forced_tool is not None and req.forced_tool.get("name") == MULTI_TOOL:
+        limit = _rationale_limit(_item_schema(req.forced_tool))
+        content = [_tool_use(req.forced_tool, multi_tool_input(req.user_text, fault, limit))]
+        stop_reason = "tool_use"
     elif req.forced_tool is not None:
         verdict = judge(post)
         tool_input: Any = {
@@ -186,14 +169,7 @@ def build_message(req: MessagesRequest, fault: Fault, input_usage: JSON) -> JSON
             tool_input["confidence"] = 1.7
         elif fault is Fault.MALFORMED_JSON:
             tool_input = '{"verdict": "allow", "categories": ['
-        content = [
-            {
-                "type": "tool_use",
-                "id": new_id("toolu"),
-                "name": req.forced_tool["name"],
-                "input": tool_input,
-            }
-        ]
+        content = [_tool_use(req.forced_tool, tool_input)]
         stop_reason = "tool_use"
     else:
         content = [{"type": "text", "text": _analysis(post)}]

@@ -25,9 +25,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 
 from devtools.sim.batches import Batch, BatchStore
+from devtools.sim.cache import PromptCache
 from devtools.sim.faults import Fault, FaultDraw, SimConfig
 from devtools.sim.messages import (
-    PromptCache,
     SimRequestError,
     build_message,
     error_body,
@@ -148,8 +148,13 @@ class Simulator:
             if fault is Fault.RATE_LIMIT:
                 response.headers["retry-after"] = f"{config.retry_after_s:g}"
             return response
-        usage = self._cache.usage(req, now=time.monotonic(), ttl_s=config.cache_ttl_s)
-        message = build_message(req, fault, usage)
+        now = time.monotonic()
+        message = build_message(req, fault, {})
+        delay += message["usage"]["output_tokens"] * config.output_token_latency_s
+        message["usage"] = {
+            **self._cache.usage(req, config, now=now, ready_at=now + delay),
+            "output_tokens": message["usage"]["output_tokens"],
+        }
         if req.stream:
             return await self._stream(request, message, delay, fault)
         await asyncio.sleep(delay)
