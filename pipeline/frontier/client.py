@@ -4,7 +4,8 @@ One object, three calling patterns over the same prompt and model:
 
 - real time (:meth:`FrontierClient.classify`): one Messages API call with a forced
   ``record_verdict`` tool; the caller bounds it with its deadline. The SDK never retries
-  (``max_retries=0``): retries are the caller's, bounded by the budget.
+  (``max_retries=0``): retries are the caller's, bounded by the budget. :meth:`classify_many`
+  sends several posts in one call (forced ``record_verdicts``, one verdict per post id).
 - batch (:meth:`submit_batch`, :meth:`poll_batch`, :meth:`batch_results`): the Message Batches
   API, for the nightly replay (half price, hours).
 - streaming (:meth:`stream_analysis`): a long prose analysis for reviewers, as text deltas.
@@ -21,21 +22,17 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import anthropic
-from anthropic.types import Message, MessageParam, TextBlockParam, ToolChoiceParam, ToolParam
+from anthropic.types import MessageParam, TextBlockParam, ToolChoiceParam, ToolParam
 from anthropic.types.messages.batch_create_params import Request as BatchRequest
 
 from pipeline.core.cost import CallMode, PriceTable, TokenUsage, cost_usd
-from pipeline.core.frontier_answer import (
-    TOOL_NAME,
-    FrontierAnswer,
-    InvalidAnswerError,
-    parse_answer,
-    tool_schema,
-)
+from pipeline.core.frontier_answer import TOOL_NAME, FrontierAnswer, tool_schema
+from pipeline.core.multi_answer import MULTI_TOOL_NAME, multi_tool_schema
 from pipeline.core.resilience import ProviderErrorKind
 from pipeline.frontier.config import ClientConfig
 from pipeline.frontier.errors import FrontierError
-from pipeline.frontier.prompt import POLICY, analysis_turn, user_turn
+from pipeline.frontier.prompt import PromptDesign, analysis_turn, many_user_turn, user_turn
+from pipeline.frontier.replies import ClassifiedMany, answer_of, answers_of, usage_of
 from pipeline.log import get_logger
 
 UsageSink = Callable[[CallMode, TokenUsage, float], None]
@@ -77,16 +74,6 @@ class BatchItem:
     detail: str | None
     usage: TokenUsage
     cost_usd: float
-
-
-def _usage(message: Message) -> TokenUsage:
-    u = message.usage
-    return TokenUsage(
-        input_tokens=u.input_tokens or 0,
-        output_tokens=u.output_tokens or 0,
-        cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
-        cache_read_input_tokens=u.cache_read_input_tokens or 0,
-    )
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -142,24 +129,6 @@ def provider_error(exc: anthropic.APIError) -> FrontierError:
     return FrontierError(ProviderErrorKind.CONNECTION, type(exc).__name__)
 
 
-def answer_of(message: Message, *, max_rationale_chars: int) -> FrontierAnswer:
-    """The valid verdict in ``message``, or :class:`FrontierError` (refusal / invalid output)."""
-    if message.stop_reason == "refusal":
-        raise FrontierError(ProviderErrorKind.REFUSAL, "stop_reason refusal")
-    tool_calls = [b for b in message.content if b.type == "tool_use" and b.name == TOOL_NAME]
-    if not tool_calls:
-        if any(b.type == "text" for b in message.content):
-            raise FrontierError(ProviderErrorKind.REFUSAL, "answered in prose, not the tool")
-        raise FrontierError(ProviderErrorKind.INVALID_OUTPUT, "no record_verdict call")
-    if message.stop_reason == "max_tokens":
-        raise FrontierError(ProviderErrorKind.INVALID_OUTPUT, "output truncated at max_tokens")
-    block = tool_calls[0]
-    try:
-        return parse_answer(getattr(block, "input", None), max_rationale_chars=max_rationale_chars)
-    except InvalidAnswerError as exc:
-        raise FrontierError(ProviderErrorKind.INVALID_OUTPUT, str(exc)) from None
-
-
 class FrontierClient:
     """Calls the frontier model in real time, in batches, or streaming."""
 
@@ -169,6 +138,7 @@ class FrontierClient:
         *,
         usage_sink: UsageSink | None = None,
         default_headers: Mapping[str, str] | None = None,
+        prompt: PromptDesign | None = None,
     ) -> None:
         if not config.api_key:
             raise FrontierError(
@@ -186,15 +156,19 @@ class FrontierClient:
             timeout=60.0,
             default_headers=dict(default_headers or {}),
         )
-        self._system: list[TextBlockParam] = [
-            {"type": "text", "text": POLICY, "cache_control": {"type": "ephemeral"}}
-        ]
+        # One system block and both tools on every call: one cached prefix for all of them.
+        self._system: list[TextBlockParam] = (prompt or PromptDesign()).system_blocks()  # type: ignore[assignment]
         self._tools: list[ToolParam] = [
             {
                 "name": TOOL_NAME,
                 "description": "Record the moderation verdict for the post.",
                 "input_schema": tool_schema(config.max_rationale_chars),
-            }
+            },
+            {
+                "name": MULTI_TOOL_NAME,
+                "description": "Record one moderation verdict per post id, for every post.",
+                "input_schema": multi_tool_schema(config.max_rationale_chars),
+            },
         ]
         self._tool_choice: ToolChoiceParam = {"type": "tool", "name": TOOL_NAME}
 
@@ -245,7 +219,7 @@ class FrontierClient:
             )
         except anthropic.APIError as exc:
             raise provider_error(exc) from None
-        usage = _usage(message)
+        usage = usage_of(message)
         usd = self._account(CallMode.REALTIME, usage)
         try:
             answer = answer_of(message, max_rationale_chars=self._config.max_rationale_chars)
@@ -253,6 +227,50 @@ class FrontierClient:
             exc.usage, exc.cost_usd = usage, usd  # billed although unusable
             raise
         return Classified(answer=answer, usage=usage, cost_usd=usd, request_id=message.id)
+
+    async def classify_many(
+        self,
+        posts: Sequence[tuple[str, str]],
+        *,
+        timeout_s: float,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> ClassifiedMany:
+        """Several ``(post_id, text)`` in one call, each answered (or not) on its own.
+
+        Posts travel under local ids ``p1..pk``; answers come back keyed by ``post_id``.
+        Raises :class:`FrontierError` when the call as a whole failed."""
+        local = {f"p{n}": post_id for n, (post_id, _) in enumerate(posts, 1)}
+        if len(set(local.values())) != len(posts):
+            raise ValueError("classify_many needs unique post ids")
+        params = self._verdict_params("")
+        params["messages"] = [
+            {
+                "role": "user",
+                "content": many_user_turn([(f"p{n}", t) for n, (_, t) in enumerate(posts, 1)]),
+            }
+        ]
+        params["tool_choice"] = {"type": "tool", "name": MULTI_TOOL_NAME}
+        params["max_tokens"] = self._config.max_tokens * len(posts)
+        try:
+            message = await self._sdk.messages.create(
+                **params, timeout=max(timeout_s, 0.001), extra_headers=dict(extra_headers or {})
+            )
+        except anthropic.APIError as exc:
+            raise provider_error(exc) from None
+        usage = usage_of(message)
+        usd = self._account(CallMode.REALTIME, usage)
+        limit = self._config.max_rationale_chars
+        try:
+            answers = answers_of(message, list(local), max_rationale_chars=limit)
+        except FrontierError as exc:
+            exc.usage, exc.cost_usd = usage, usd  # billed although unusable
+            raise
+        return ClassifiedMany(
+            answers={local[i]: a for i, a in answers.items()},
+            usage=usage,
+            cost_usd=usd,
+            request_id=message.id,
+        )
 
     # --- batch ---------------------------------------------------------------------------
     async def submit_batch(self, items: Sequence[tuple[str, str]]) -> str:
@@ -340,7 +358,7 @@ class FrontierClient:
                         0.0,
                     )
                     continue
-                usage = _usage(result.message)
+                usage = usage_of(result.message)
                 usd = self._account(CallMode.BATCH, usage)
                 try:
                     answer = answer_of(result.message, max_rationale_chars=limit)
@@ -367,4 +385,4 @@ class FrontierClient:
                 final = await stream.get_final_message()
         except anthropic.APIError as exc:
             raise provider_error(exc) from None
-        self._account(CallMode.STREAMING, _usage(final))
+        self._account(CallMode.STREAMING, usage_of(final))
