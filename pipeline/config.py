@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipeline.config_budget import BudgetSettings
+from pipeline.config_cost import CostSettings
 from pipeline.config_sections import FrontierSettings, ReplaySettings, ReviewSettings
 from pipeline.errors import SettingsError
 
@@ -23,7 +24,9 @@ ENV_PREFIX = "MODSTREAM_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-class Settings(FrontierSettings, ReplaySettings, ReviewSettings, BudgetSettings, BaseSettings):
+class Settings(
+    FrontierSettings, ReplaySettings, ReviewSettings, BudgetSettings, CostSettings, BaseSettings
+):
     """Validated configuration. Build it with :func:`load_settings` to get readable errors."""
 
     model_config = SettingsConfigDict(

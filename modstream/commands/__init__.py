@@ -11,7 +11,7 @@ import click
 
 
 def runtime_commands() -> list[click.Command]:
-    from modstream.commands import events, frontier, migrate, model, replay, review, run
+    from modstream.commands import cost, events, frontier, migrate, model, replay, review, run
 
     return [
         *events.COMMANDS,
@@ -21,6 +21,7 @@ def runtime_commands() -> list[click.Command]:
         *frontier.COMMANDS,
         *review.COMMANDS,
         *replay.COMMANDS,
+        *cost.COMMANDS,
     ]
 
 
