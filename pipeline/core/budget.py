@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from pipeline.core.cost import CallMode, PriceTable, TokenUsage
+from pipeline.core.cost import CallMode, PriceTable, TokenUsage, cost_usd
 
 MICRO = 1_000_000
 """Units per USD."""
@@ -91,9 +91,14 @@ def _mode_factor(prices: PriceTable, mode: CallMode) -> float:
 def worst_case_micro_usd(
     input_tokens_bound: int, max_output_tokens: int, prices: PriceTable, mode: CallMode
 ) -> int:
-    """Most a call may cost: every input token at the dearest input price (uncached or cache
-    write) and ``max_output_tokens`` of output, in micro-USD (rounded up)."""
-    per_input = max(prices.input_per_mtok, prices.cache_write_per_mtok, prices.cache_read_per_mtok)
+    """Most a call may cost: every input token at the dearest input price (uncached, 5-minute or
+    1-hour cache write) and ``max_output_tokens`` of output, in micro-USD (rounded up)."""
+    per_input = max(
+        prices.input_per_mtok,
+        prices.cache_write_per_mtok,
+        prices.write_1h_per_mtok,
+        prices.cache_read_per_mtok,
+    )
     usd = (
         max(input_tokens_bound, 0) * per_input + max(max_output_tokens, 0) * prices.output_per_mtok
     ) / _PER_MTOK
@@ -105,14 +110,8 @@ def worst_case_tokens(input_tokens_bound: int, max_output_tokens: int) -> int:
 
 
 def usage_micro_usd(usage: TokenUsage, prices: PriceTable, mode: CallMode) -> int:
-    """What ``usage`` costs in micro-USD (same prices as :func:`pipeline.core.cost.cost_usd`)."""
-    usd = (
-        usage.input_tokens * prices.input_per_mtok
-        + usage.output_tokens * prices.output_per_mtok
-        + usage.cache_creation_input_tokens * prices.cache_write_per_mtok
-        + usage.cache_read_input_tokens * prices.cache_read_per_mtok
-    ) / _PER_MTOK
-    return usd_units(usd * _mode_factor(prices, mode))
+    """What ``usage`` costs in micro-USD (:func:`pipeline.core.cost.cost_usd`, rounded up)."""
+    return usd_units(cost_usd(usage, prices, mode))
 
 
 def usage_tokens(usage: TokenUsage) -> int:

@@ -14,9 +14,11 @@ from pydantic import SecretStr
 from classifiers.base import Classifier
 from devtools.sim import SimConfig, SimulatorServer
 from pipeline.budget.config import BudgetConfig, Ledgers
-from pipeline.budget.guards import BatchBudget
+from pipeline.budget.guards import BatchBudget, input_token_bound
 from pipeline.budget.store import PostgresBudgetStore
 from pipeline.config import Settings
+from pipeline.core.budget import units_usd, worst_case_micro_usd
+from pipeline.core.cost import CallMode
 from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.config import ClientConfig
 from pipeline.kafka.producer import KafkaEventPublisher
@@ -88,8 +90,11 @@ async def test_the_batch_cap_leaves_hard_cases_pending_until_the_reset(
     try:
         pre = prefix()
         await seed(pool, pre, [f"KEY_BORDER post {i} you idiot" for i in range(5)])
-        # Each request's worst case is ~$0.016 at batch price: $0.035 admits two of five.
-        first = await _run(settings, pool, pre, budget(0.035), new_run=False)
+        # A cap of 2.5 worst cases admits two of the five requests.
+        bound = input_token_bound("KEY_BORDER post 0 you idiot", max_rationale_chars=400)
+        worst = worst_case_micro_usd(bound, 512, client_config.prices, CallMode.BATCH)
+        cap = units_usd(worst * 5 // 2)
+        first = await _run(settings, pool, pre, budget(cap), new_run=False)
         assert first["frontier"]["borderline_sent"] == 2
         assert first["frontier"]["skipped_budget"] == 3
         assert first["frontier"]["decided"] == 2
@@ -103,13 +108,13 @@ async def test_the_batch_cap_leaves_hard_cases_pending_until_the_reset(
         assert pending == 2  # the other three were not sent: still pending borderline records
 
         # Same day: holds were settled at the actual (much lower) bill, so more fits now.
-        again = await _run(settings, pool, pre, budget(0.035), new_run=True)
+        again = await _run(settings, pool, pre, budget(cap), new_run=True)
         sent = first["frontier"]["borderline_sent"] + again["frontier"]["borderline_sent"]
         assert again["frontier"]["borderline_sent"] >= 1
         assert again["frontier"]["skipped_budget"] == 5 - sent
 
         clock.now = clock.now.replace(hour=0) + timedelta(days=1)  # the cap resets
-        after_reset = await _run(settings, pool, pre, budget(0.035), new_run=True)
+        after_reset = await _run(settings, pool, pre, budget(cap), new_run=True)
         assert after_reset["frontier"]["borderline_sent"] == 5 - sent
         assert after_reset["frontier"]["skipped_budget"] == 0
     finally:

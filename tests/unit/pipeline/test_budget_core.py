@@ -84,6 +84,7 @@ usages = st.builds(
     st.integers(0, 512),
     st.integers(0, 5000),
     st.integers(0, 5000),
+    st.integers(0, 5000),  # 1-hour writes (cost_usd counts at most the cache writes)
 )
 
 
