@@ -33,6 +33,7 @@ def developer_commands() -> list[click.Command]:
         return []
     from modstream.commands import (
         bench,
+        bench_cost,
         bench_frontier,
         bench_realtime,
         bench_replay,
@@ -44,5 +45,5 @@ def developer_commands() -> list[click.Command]:
     )
 
     # The bench_* modules attach their commands to the `bench` group when imported.
-    del bench_frontier, bench_realtime, bench_replay, bench_review, bench_soak
+    del bench_cost, bench_frontier, bench_realtime, bench_replay, bench_review, bench_soak
     return [*stack.COMMANDS, *simulator.COMMANDS, *demo.COMMANDS, *bench.COMMANDS]

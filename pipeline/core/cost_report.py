@@ -86,6 +86,8 @@ class UnitPrices:
 class ModeCost:
     mode: Mode
     posts: int
+    provider_posts: int
+    provider_usd: float
     tokens: TokenUsage
     usd: float
     usd_per_1000: float | None
@@ -241,6 +243,8 @@ def build_report(
         ModeCost(
             mode=mode,
             posts=usage.get(mode, ModeUsage()).posts,
+            provider_posts=usage.get(mode, ModeUsage()).provider_posts,
+            provider_usd=usage.get(mode, ModeUsage()).provider_usd,
             tokens=usage.get(mode, ModeUsage()).tokens,
             usd=costs[mode],
             usd_per_1000=_per_1000(costs[mode], usage.get(mode, ModeUsage()).posts),

@@ -73,6 +73,8 @@ def document(report: CostReport, usage: WindowUsage, config: CostConfig) -> dict
             {
                 "mode": cost.mode.value,
                 "posts": cost.posts,
+                "provider_posts": cost.provider_posts,
+                "provider_usd": _round(cost.provider_usd),
                 "input_tokens": cost.tokens.input_tokens,
                 "cached_tokens": cost.tokens.cache_read_input_tokens,
                 "cache_write_tokens": cost.tokens.cache_creation_input_tokens,
