@@ -76,6 +76,9 @@ async def _sweep(ctx: ReviewContext, health: Health) -> None:
             ctx.metrics.queue_depth.labels("pending").set(pending)
             ctx.metrics.queue_depth.labels("claimed").set(claimed)
             ctx.metrics.oldest_age.set(oldest)
+            unclaimed, severe = await ctx.queue.unclaimed_ages(ctx.settings.review_blur_severity)
+            ctx.metrics.oldest_unclaimed_age.set(unclaimed)
+            ctx.metrics.oldest_unclaimed_severe_age.set(severe)
             health.up()
         except (*POSTGRES_DOWN, asyncpg.PostgresError, ServiceUnavailableError) as exc:
             health.down(f"sweep failed: {type(exc).__name__}")

@@ -21,6 +21,17 @@ class ReviewMetrics:
             "Age of the oldest undecided review item.",
             registry=self.registry,
         )
+        self.oldest_unclaimed_age = Gauge(
+            "review_oldest_unclaimed_age_seconds",
+            "Age of the oldest review item no reviewer holds (pending or lease expired).",
+            registry=self.registry,
+        )
+        self.oldest_unclaimed_severe_age = Gauge(
+            "review_oldest_unclaimed_severe_age_seconds",
+            "Age of the oldest unclaimed review item with severity at or above "
+            "MODSTREAM_REVIEW_BLUR_SEVERITY (0 when there is none).",
+            registry=self.registry,
+        )
         self.decisions = Counter(
             "review_decisions_total",
             "Reviewer decisions by reviewer and verdict.",

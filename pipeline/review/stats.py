@@ -5,19 +5,30 @@ the writing transaction (``review_queue_counts``, migration 0004); claimed items
 leases (an index range about the size of the reviewer count); pending is open minus claimed, so an
 expired lease counts as pending before the sweep; the oldest open item is the first entry of
 ``review_items_open_age_idx``. The decision window reads the decisions of the window only.
+
+The oldest unclaimed item (and the oldest unclaimed severe one) walk the same index oldest first
+and stop at the first match: the first skips only live claims (about the reviewer count); the
+severe one steps over the open items older than it (never a decided item, never the whole table).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pipeline.review.queue_base import LIVE_CLAIM, OPEN, QueueBase
+from pipeline.review.queue_base import CLAIMABLE, LIVE_CLAIM, OPEN, QueueBase
 
 _DEPTH = f"""
 SELECT (SELECT coalesce(sum(open_items), 0) FROM review_queue_counts)::bigint AS open,
        (SELECT count(*) FROM review_items WHERE {LIVE_CLAIM}) AS claimed,
        coalesce((SELECT extract(epoch FROM now() - min(enqueued_at)) FROM review_items
                  WHERE {OPEN}), 0)::float8 AS oldest_age_s
+"""
+
+_UNCLAIMED = f"""
+SELECT coalesce((SELECT extract(epoch FROM now() - min(enqueued_at)) FROM review_items
+                 WHERE {CLAIMABLE}), 0)::float8 AS oldest_s,
+       coalesce((SELECT extract(epoch FROM now() - min(enqueued_at)) FROM review_items
+                 WHERE {CLAIMABLE} AND severity >= $1), 0)::float8 AS oldest_severe_s
 """
 
 
@@ -27,6 +38,12 @@ class QueueStats(QueueBase):
         row = await self._pool.fetchrow(_DEPTH)
         claimed = int(row["claimed"])
         return int(row["open"]) - claimed, claimed, float(row["oldest_age_s"])
+
+    async def unclaimed_ages(self, min_severity: float) -> tuple[float, float]:
+        """``(oldest unclaimed age, oldest unclaimed age with severity >= min_severity)`` in
+        seconds, 0 where there is none; an expired lease counts as unclaimed."""
+        row = await self._pool.fetchrow(_UNCLAIMED, min_severity)
+        return float(row["oldest_s"]), float(row["oldest_severe_s"])
 
     async def stats(self, *, window_hours: float = 24.0) -> dict[str, Any]:
         """Queue depth, oldest open age and time-to-decision percentiles for the lead view."""
