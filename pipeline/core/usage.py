@@ -7,6 +7,8 @@ across them so that the parts add up exactly to the call.
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from pipeline.core.cost import TokenUsage
 from schemas import DecisionUsage
 
@@ -28,14 +30,10 @@ def _split(total: int, parts: int) -> list[int]:
 
 
 def split_usage(usage: TokenUsage, parts: int) -> list[TokenUsage]:
-    """``usage`` divided into ``parts`` integer shares that add up to it exactly."""
+    """``usage`` divided into ``parts`` integer shares that add up to it exactly (every kind,
+    the 1-hour cache writes included)."""
     if parts < 1:
         raise ValueError(f"split_usage needs at least one part, got {parts}")
-    columns = zip(
-        _split(usage.input_tokens, parts),
-        _split(usage.output_tokens, parts),
-        _split(usage.cache_creation_input_tokens, parts),
-        _split(usage.cache_read_input_tokens, parts),
-        strict=True,
-    )
-    return [TokenUsage(i, o, w, r) for i, o, w, r in columns]
+    names = [f.name for f in fields(TokenUsage)]
+    columns = {name: _split(getattr(usage, name), parts) for name in names}
+    return [TokenUsage(**{name: columns[name][i] for name in names}) for i in range(parts)]

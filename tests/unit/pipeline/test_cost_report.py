@@ -156,7 +156,7 @@ _counts = st.integers(min_value=0, max_value=10**9)
 
 @given(_counts, _counts, _counts, _counts, st.integers(min_value=1, max_value=64))
 def test_split_usage_adds_up_exactly(i: int, o: int, w: int, r: int, parts: int) -> None:
-    usage = TokenUsage(i, o, w, r)
+    usage = TokenUsage(i, o, w, r, cache_creation_1h_input_tokens=w // 3)
     shares = split_usage(usage, parts)
     assert len(shares) == parts
     assert sum(shares, TokenUsage()) == usage
