@@ -17,6 +17,7 @@ from pipeline.budget.metrics import BudgetMetrics
 from pipeline.budget.store import PostgresBudgetStore
 from pipeline.config import Settings
 from pipeline.core.cost import CallMode, TokenUsage
+from pipeline.cost.config import CostConfig
 from pipeline.errors import ServiceUnavailableError
 from pipeline.frontier.client import FrontierClient, UsageSink
 from pipeline.frontier.config import ClientConfig
@@ -27,6 +28,7 @@ from pipeline.ops import OpsServer
 from pipeline.review.accounts import Accounts
 from pipeline.review.aging import apply_aging
 from pipeline.review.context import ReviewContext
+from pipeline.review.cost import CostReader
 from pipeline.review.gate import AnalysisGate
 from pipeline.review.limits import ReviewLimits, Transport
 from pipeline.review.metrics import ReviewMetrics
@@ -142,6 +144,7 @@ async def running_review(
             health=health,
             analysis_unavailable=unavailable,
             budget=budget,
+            cost=CostReader(store.pool, CostConfig.from_settings(settings)),
         )
         runner = web.AppRunner(create_app(context), access_log=None)
         await runner.setup()

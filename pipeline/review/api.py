@@ -11,7 +11,8 @@ from aiohttp import web
 
 from pipeline.log import get_logger
 from pipeline.review.context import CONTEXT, ReviewContext
-from pipeline.review.errors import InvalidInputError
+from pipeline.review.cost import parse_window
+from pipeline.review.errors import InvalidInputError, NotFoundError
 from pipeline.review.filters import parse_filter
 from pipeline.review.inputs import json_object
 from pipeline.review.rules import Role
@@ -158,6 +159,16 @@ async def stats(request: web.Request) -> web.Response:
 
 
 @lead_only
+async def lead_cost(request: web.Request) -> web.Response:
+    """``modstream cost --json`` for ``?window=today|7d|30d`` (the lead dashboard's cost panel)."""
+    window = parse_window(request.query.get("window"))
+    reader = _ctx(request).cost
+    if reader is None:
+        raise NotFoundError("the cost panel is not configured in this app")
+    return reply(await reader.document(window))
+
+
+@lead_only
 async def create_user(request: web.Request) -> web.Response:
     body = await json_object(request)
     username = _text(body, "username", required=True) or ""
@@ -183,4 +194,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/items/{item_id}/decide", decide)
     app.router.add_post("/api/appeals", appeal)
     app.router.add_get("/api/stats", stats)
+    app.router.add_get("/api/lead/cost", lead_cost)
     app.router.add_post("/api/users", create_user)

@@ -11,6 +11,7 @@ from aiohttp import web
 from pipeline.budget.guards import StreamingBudget
 from pipeline.config import Settings
 from pipeline.review.accounts import Accounts, Session
+from pipeline.review.cost import CostReader
 from pipeline.review.gate import AnalysisGate
 from pipeline.review.limits import ReviewLimits, Transport
 from pipeline.review.metrics import ReviewMetrics
@@ -38,6 +39,8 @@ class ReviewContext:
     analysis_unavailable: str = ""
     budget: StreamingBudget | None = None
     """The daily cap of streamed analyses shared by replicas (None: no cap)."""
+    cost: CostReader | None = None
+    """The lead dashboard's cost panel (None: no panel, and ``/api/lead/cost`` answers 404)."""
 
 
 CONTEXT = web.AppKey("review_context", ReviewContext)

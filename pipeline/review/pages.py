@@ -10,6 +10,8 @@ from aiohttp import web
 
 from pipeline.log import get_logger
 from pipeline.review.context import CONTEXT, SESSION, ReviewContext
+from pipeline.review.cost import CostWindow
+from pipeline.review.cost_view import panel
 from pipeline.review.errors import BusyError, ReviewError
 from pipeline.review.filters import QueueFilter, parse_filter
 from pipeline.review.inputs import form
@@ -172,7 +174,16 @@ async def item_page(request: web.Request) -> web.StreamResponse:
 
 @lead_only
 async def lead_page(request: web.Request) -> web.StreamResponse:
-    return render(request, "lead.html", stats=await _ctx(request).queue.stats())
+    ctx = _ctx(request)
+    stats = await ctx.queue.stats()
+    panels = []
+    if ctx.cost is not None:
+        docs = await ctx.cost.all_windows()
+        panels = [panel(doc, w.value, w.heading) for w, doc in zip(CostWindow, docs, strict=True)]
+    shown = request.query.get("cost", CostWindow.TODAY.value)
+    if shown not in {w.value for w in CostWindow}:
+        shown = CostWindow.TODAY.value
+    return render(request, "lead.html", stats=stats, cost=panels, cost_shown=shown)
 
 
 def add_routes(app: web.Application) -> None:

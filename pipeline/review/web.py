@@ -13,6 +13,7 @@ from pipeline.log import get_logger
 from pipeline.review import api, pages
 from pipeline.review.analysis import analysis
 from pipeline.review.context import CONTEXT, ReviewContext
+from pipeline.review.cost_view import percent, ratio, usd, utc
 from pipeline.review.errors import ReviewError
 from pipeline.review.headers import security_headers
 from pipeline.review.inputs import reject_malformed
@@ -52,6 +53,10 @@ def templates() -> jinja2.Environment:
     )
     env.filters["age"] = _age
     env.filters["duration"] = _duration
+    env.filters["usd"] = usd
+    env.filters["percent"] = percent
+    env.filters["ratio"] = ratio
+    env.filters["utc"] = utc
     return env
 
 

@@ -190,6 +190,34 @@
     }, every);
   }
 
+  // Lead dashboard: the cost panel's window tabs (links that work without script too).
+  const costTabs = Array.from(document.querySelectorAll("[data-cost-window]"));
+  function showCost(name, focus) {
+    costTabs.forEach(function (tab) {
+      const on = tab.dataset.costWindow === name;
+      tab.setAttribute("aria-selected", on ? "true" : "false");
+      tab.tabIndex = on ? 0 : -1;
+      const panel = document.getElementById(tab.getAttribute("aria-controls"));
+      if (panel) panel.hidden = !on;
+      if (on && focus) tab.focus();
+    });
+  }
+  costTabs.forEach(function (tab, i) {
+    tab.tabIndex = tab.getAttribute("aria-selected") === "true" ? 0 : -1;
+    tab.addEventListener("click", function (event) {
+      event.preventDefault();
+      showCost(tab.dataset.costWindow, false);
+      history.replaceState(null, "", "/lead?cost=" + encodeURIComponent(tab.dataset.costWindow) + "#cost");
+    });
+    tab.addEventListener("keydown", function (event) {
+      const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (!step) return;
+      event.preventDefault();
+      const next = costTabs[(i + step + costTabs.length) % costTabs.length];
+      showCost(next.dataset.costWindow, true);
+    });
+  });
+
   const params = new URLSearchParams(window.location.search);
   if (params.get("decided")) say("Decision recorded for item " + params.get("decided") + ".");
 })();
