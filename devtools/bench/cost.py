@@ -48,7 +48,7 @@ Echo = Callable[[str], None]
 class CostBenchConfig:
     posts: int = 5_000
     harmful_share: float = 0.10
-    rate: float = 150.0
+    rate: float = 40.0
     seed: int = 7
     review_seconds: float = 60.0
     latency_p50_s: float = 0.4
@@ -266,6 +266,11 @@ async def run_cost_bench(settings: Settings, config: CostBenchConfig, echo: Echo
         reasons = await _rows(
             dsn, "SELECT reason, count(*) AS n FROM review_items GROUP BY reason ORDER BY reason"
         )
+        fallbacks = await _rows(
+            dsn,
+            "SELECT reason, count(*) AS n FROM verdicts WHERE stage = 'fallback' "
+            "GROUP BY reason ORDER BY n DESC",
+        )
     shutil.rmtree(logs, ignore_errors=True)
     out = figures(doc, review_items=review_items, config=config)
     month = at_1b["projection"]
@@ -275,6 +280,14 @@ async def run_cost_bench(settings: Settings, config: CostBenchConfig, echo: Echo
         "pure_frontier": month["monthly_pure_frontier_usd"],
     }
     out["review_items_by_reason"] = {row["reason"]: int(row["n"]) for row in reasons}
+    out["fallbacks_by_reason"] = {row["reason"]: int(row["n"]) for row in fallbacks}
+    answered = out["frontier_answered"] = doc_provider_posts(doc, "frontier")
+    if out["frontier_posts"] and answered < 0.9 * out["frontier_posts"]:
+        echo(
+            f"warning: the frontier model answered only {answered} of {out['frontier_posts']} "
+            "borderline posts (the rest fell back, see fallbacks_by_reason): the frontier cost "
+            "is under-measured; run at a lower --rate or on a quieter machine"
+        )
     out["sensitivity_usd_per_month_at_1b_tokens_per_day"] = at_1b["sensitivity"]
     out["replay_batch_requests"] = replay.get("frontier", {}).get("borderline_sent")
     out["counterfactuals_usd"] = doc["counterfactuals"]
@@ -295,3 +308,8 @@ async def _rows(dsn: str, query: str) -> list[asyncpg.Record]:
         return list(await conn.fetch(query))
     finally:
         await conn.close()
+
+
+def doc_provider_posts(doc: dict[str, Any], mode: str) -> int:
+    """Posts of ``mode`` that the provider answered, from a ``modstream cost`` document."""
+    return int(next(row["provider_posts"] for row in doc["modes"] if row["mode"] == mode))

@@ -28,7 +28,7 @@ async def _bench(settings: Settings, config: Any) -> dict[str, Any]:
     "--harmful-share", type=click.FloatRange(0, 1), default=0.10, show_default=True,
     help="Share of harmful posts in the stream (the prior the policy assumes).",
 )  # fmt: skip
-@click.option("--rate", type=click.FloatRange(1), default=150.0, show_default=True,
+@click.option("--rate", type=click.FloatRange(1), default=40.0, show_default=True,
               help="Posts per second produced.")  # fmt: skip
 @click.option(
     "--review-seconds", type=click.FloatRange(0), default=60.0, show_default=True,

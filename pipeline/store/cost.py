@@ -77,7 +77,8 @@ GROUP BY 1 ORDER BY 1
 
 _STREAMING_SERIES = """
 SELECT date_trunc($3, at, 'UTC') AS bucket, coalesce(sum(cost_usd), 0)::float8 AS cost_usd
-FROM provider_usage WHERE at >= $1 AND at < $2 GROUP BY 1 ORDER BY 1
+FROM provider_usage WHERE mode = 'streaming' AND at >= $1 AND at < $2
+GROUP BY 1 ORDER BY 1
 """
 
 POST_SAMPLE = 20_000
