@@ -220,9 +220,9 @@ async def _analysis(settings: Settings, billed: Billed) -> None:
         await pool.close()
 
 
-def _cost(settings: Settings) -> dict[str, Any]:
+def _modstream_cost(settings: Settings, *args: str) -> str:
     done = subprocess.run(
-        [MODSTREAM, "cost", "--json", "--since", "2h"],
+        [MODSTREAM, "cost", "--since", "2h", *args],
         env=settings_env(settings),
         capture_output=True,
         text=True,
@@ -230,7 +230,11 @@ def _cost(settings: Settings) -> dict[str, Any]:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout))
+    return done.stdout
+
+
+def _cost(settings: Settings) -> dict[str, Any]:
+    return dict(json.loads(_modstream_cost(settings, "--json")))
 
 
 def _tokens(row: dict[str, Any]) -> TokenUsage:
@@ -295,7 +299,8 @@ async def test_cost_json_matches_what_the_provider_billed_per_mode(
         report = await _replay(settings, billed, tmp_path, int8_classifier)
         decided = await _review(settings, 5)
         await _analysis(settings, billed)
-    doc = _cost(settings)  # everything happened within the last two hours
+        doc = _cost(settings)  # everything happened within the last two hours
+        _check_views(settings, doc, tmp_path)
     modes = {row["mode"]: row for row in doc["modes"]}
     assert modes["classifier"]["posts"] == len(texts)
     assert modes["frontier"]["posts"] == borderline
@@ -310,3 +315,24 @@ async def test_cost_json_matches_what_the_provider_billed_per_mode(
     assert billed.calls[CallMode.BATCH] > 0
     assert modes["classifier"]["usd"] > 0  # inference seconds were recorded
     assert doc["totals"]["ratio_vs_pure_frontier"] > 1
+
+
+def _check_views(settings: Settings, doc: dict[str, Any], tmp_path: Path) -> None:
+    """The people's table, both chart formats and the projection at a token volume."""
+    table = _modstream_cost(settings, "--chart", str(tmp_path / "cost.svg"))
+    for words in ("Per mode", "every post through the frontier", "30-day month", "sensitivity"):
+        assert words in table
+    svg = (tmp_path / "cost.svg").read_text("utf-8")
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    at_1b = json.loads(
+        _modstream_cost(
+            settings, "--json", "--tokens-per-day", "1e9", "--chart", str(tmp_path / "c.png")
+        )
+    )
+    assert (tmp_path / "c.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    per_post_tokens = at_1b["projection"]["posts_per_day"]
+    assert 1e9 / 2000 < per_post_tokens < 1e9  # posts of 1 to 2,000 tokens
+    machine = at_1b["projection"]["monthly_machine_usd"]
+    assert machine == pytest.approx(
+        doc["totals"]["machine_usd"] * per_post_tokens * 30 / doc["posts"], rel=1e-3
+    )
