@@ -16,18 +16,16 @@ import json
 import subprocess
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
-import pytest_asyncio
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from devtools.sim import SimConfig, SimulatorServer
-from devtools.stack.postgres import SUPERUSER, PostgresServer
 from modstream.roots.frontier import frontier_stage
 from pipeline.availability import DependencyGuard
 from pipeline.config import Settings
@@ -39,13 +37,13 @@ from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.metrics import FrontierMetrics
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.review.queue import ReviewQueue
-from pipeline.store.migrate import migrate
 from pipeline.store.pg import PostgresStore
 from pipeline.store.usage import UsageLedger
 from replay.config import ReplayConfig
 from replay.job import ReplayJob
 from replay.request import ReplayRequest
 from schemas import DecisionEvent, Verdict
+from tests.fixtures.databases import own_database
 from tests.fixtures.services import (
     MODSTREAM,
     StageProcess,
@@ -56,6 +54,7 @@ from tests.fixtures.services import (
 )
 
 pytestmark = pytest.mark.integration
+__all__ = ["own_database"]
 
 SAMPLE = Path(__file__).resolve().parents[2] / "devtools" / "demo" / "sample_posts.jsonl"
 
@@ -72,24 +71,6 @@ class Billed:
         self.tokens[mode] += usage
         self.usd[mode] += usd
         self.calls[mode] += 1
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def own_database(stack_settings: Settings) -> AsyncIterator[Settings]:
-    """``stack_settings`` on a fresh, migrated database (the ledger sums a whole database)."""
-    server = PostgresServer(stack_settings)
-    name = f"cost_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(
-        host=str(server.socket_dir()), port=server.dsn.port, user=SUPERUSER, database="postgres"
-    )
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{server.dsn.user}"')
-        dsn = stack_settings.postgres_dsn.get_secret_value().rsplit("/", 1)[0] + f"/{name}"
-        await migrate(dsn)
-        yield stack_settings.model_copy(update={"postgres_dsn": SecretStr(dsn)})
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def _texts() -> list[str]:
