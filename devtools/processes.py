@@ -43,6 +43,7 @@ class Child:
     log_dir: Path
     ready_port: int
     ready_path: str = "/readyz"
+    env: dict[str, str] = field(default_factory=dict)  # on top of child_env(settings)
     exits: list[int] = field(default_factory=list)
     _proc: subprocess.Popen[bytes] | None = None
 
@@ -52,7 +53,7 @@ class Child:
         with (self.log_dir / f"{self.name}.log").open("ab") as log_file:
             self._proc = subprocess.Popen(
                 [executable, *self.args],
-                env=child_env(self.settings),
+                env={**child_env(self.settings), **self.env},
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )

@@ -150,6 +150,14 @@ class Settings(
         description="Comma-separated ONNX Runtime providers in order of preference "
         "(empty: TensorRT, CUDA, CPU).",
     )
+    onnx_threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="ONNX Runtime intra-op threads per process: the cores the classifier's one "
+        "inference thread spreads each batch over. 0: ONNX Runtime's default, one per physical "
+        "core of the machine (in a container, set it to the CPU limit).",
+    )
     metrics_host: str = Field(
         default="127.0.0.1", description="Bind address of health/metrics endpoints."
     )

@@ -33,6 +33,9 @@ def load_model_and_policy(settings: Settings) -> tuple[Classifier, Policy]:
     """
     providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
     classifier = load_classifier(
-        settings.models_path, variant=settings.model_variant, providers=providers
+        settings.models_path,
+        variant=settings.model_variant,
+        providers=providers,
+        threads=settings.onnx_threads,
     )
     return classifier, load_policy(settings.policy_path)

@@ -38,6 +38,7 @@ def developer_commands() -> list[click.Command]:
         bench_realtime,
         bench_replay,
         bench_review,
+        bench_scale,
         bench_soak,
         demo,
         simulator,
@@ -45,5 +46,6 @@ def developer_commands() -> list[click.Command]:
     )
 
     # The bench_* modules attach their commands to the `bench` group when imported.
-    del bench_cost, bench_frontier, bench_realtime, bench_replay, bench_review, bench_soak
+    del bench_cost, bench_frontier, bench_realtime, bench_replay, bench_review, bench_scale
+    del bench_soak
     return [*stack.COMMANDS, *simulator.COMMANDS, *demo.COMMANDS, *bench.COMMANDS]

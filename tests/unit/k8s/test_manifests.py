@@ -20,6 +20,12 @@ import kubernetes_validate
 import pytest
 from pydantic import SecretStr
 
+from devtools.bench.scale_figures import (
+    DRAIN_TARGET_SECONDS,
+    GPU_REPLICA_POSTS_PER_S_ESTIMATE,
+    MEASURED_CPU_REPLICA_POSTS_PER_S,
+    lag_threshold,
+)
 from pipeline.config import ENV_PREFIX, Settings
 from pipeline.kafka.admin import MAX_REPLICATION_FACTOR, topic_configs
 from tests.unit.k8s.kustomize import VERSION as KUSTOMIZE_VERSION
@@ -36,8 +42,18 @@ NON_SETTINGS_ENV = {"HF_HUB_OFFLINE", "JOB_COMPLETION_INDEX", "REPLICATION_FACTO
 #: Secrets the manifests reference (created by the operator's secret manager; k8s/README.md).
 SECRETS = {"modstream-postgres": {"dsn"}, "modstream-anthropic": {"api-key"}}
 KAFKA_IMAGE = "docker.io/apache/kafka:3.9.1"
-#: The KEDA lag thresholds stay where they are until measured throughput sets them.
-LAG_THRESHOLDS = {"modstream-realtime": "5000", "modstream-frontier": "200"}
+#: KEDA lag thresholds per overlay. The real-time ones are derived from throughput (README
+#: "Horizontal scaling"): measured on CPU by `modstream bench scale`, estimated on GPU.
+LAG_THRESHOLDS = {
+    overlay: {
+        "modstream-realtime": str(lag_threshold(per_replica, DRAIN_TARGET_SECONDS)),
+        "modstream-frontier": "200",
+    }
+    for overlay, per_replica in (
+        ("cpu", MEASURED_CPU_REPLICA_POSTS_PER_S),
+        ("gpu", GPU_REPLICA_POSTS_PER_S_ESTIMATE),
+    )
+}
 
 
 SECRET_FIELDS = {
@@ -177,11 +193,11 @@ def test_scaled_objects_keep_their_thresholds_and_partition_bounds(overlay: str)
     }
     deployments = {d["metadata"]["name"] for d in rendered(overlay) if d["kind"] == "Deployment"}
     scaled = [d for d in rendered(overlay) if d["kind"] == "ScaledObject"]
-    assert {d["metadata"]["name"] for d in scaled} == set(LAG_THRESHOLDS)
+    assert {d["metadata"]["name"] for d in scaled} == set(LAG_THRESHOLDS[overlay])
     for doc in scaled:
         assert doc["spec"]["scaleTargetRef"]["name"] in deployments
         trigger = doc["spec"]["triggers"][0]["metadata"]
-        assert trigger["lagThreshold"] == LAG_THRESHOLDS[doc["metadata"]["name"]]
+        assert trigger["lagThreshold"] == LAG_THRESHOLDS[overlay][doc["metadata"]["name"]]
         assert doc["spec"]["maxReplicaCount"] <= partitions[trigger["topic"]]
 
 

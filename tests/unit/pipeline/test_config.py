@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipeline.config import load_settings
 from pipeline.errors import SettingsError
+from pipeline.modelstore import load_model_and_policy
 
 
 @pytest.mark.parametrize(
@@ -45,3 +48,20 @@ def test_dumps_mask_the_dsn_password(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODSTREAM_POSTGRES_DSN", "postgresql://u:hunter2@127.0.0.1:5432/db")
 
     assert "hunter2" not in str(load_settings().as_dict())
+
+
+def test_onnx_threads_reach_the_classifier_session(
+    monkeypatch: pytest.MonkeyPatch, model_dir: Path
+) -> None:
+    monkeypatch.setenv("MODSTREAM_ONNX_THREADS", "1")
+    monkeypatch.setenv("MODSTREAM_MODEL_VARIANT", "int8")
+    monkeypatch.setenv("MODSTREAM_MODEL_PROVIDERS", "CPUExecutionProvider")
+
+    settings = load_settings()
+    classifier, _ = load_model_and_policy(settings)
+    try:
+        options = classifier._session.get_session_options()  # type: ignore[attr-defined]
+        assert settings.onnx_threads == 1
+        assert options.intra_op_num_threads == 1
+    finally:
+        classifier.close()  # type: ignore[attr-defined]
