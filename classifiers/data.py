@@ -44,6 +44,9 @@ class Example:
     split: str  # train | dev | test
     targets: tuple[float, float, float]
     weights: tuple[float, float, float]
+    #: How much the example counts against others of its source, by provenance (datasets 1.0;
+    #: teacher labels more, see :mod:`classifiers.teacher`).
+    row_weight: float = 1.0
 
 
 class DataError(ValueError):

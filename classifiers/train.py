@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from classifiers.base import LABELS
-from classifiers.data import DEFAULT_DATA_DIR, HELD_OUT, Example, load_examples
+from classifiers.data import DEFAULT_DATA_DIR, HELD_OUT, Example
 from classifiers.encoder import BASE_MODEL_NAME, base_model_dir
 from classifiers.layout import ARTIFACTS_DIR
 from classifiers.model import (
@@ -42,6 +42,7 @@ from classifiers.model import (
     run_layers,
     save_artifacts,
 )
+from classifiers.teacher import training_examples
 from classifiers.thresholds import choose_thresholds
 from classifiers.tokenize import TextEncoder
 from classifiers.train_metrics import auc_table, mean_pr_auc, split_counts
@@ -68,6 +69,9 @@ class TrainConfig:
     removal_precision: float = 0.9
     borderline_budget: float = 0.05
     candidates: tuple[str, ...] = field(default=("frozen", "finetune"))
+    #: Teacher labels exported by ``modstream model export-labels`` (merged with the datasets).
+    labels_path: Path | None = None
+    include_simulated_labels: bool = False
 
 
 def _seed(seed: int) -> None:
@@ -157,7 +161,9 @@ def _loss_fn(
         counts[data.examples[i].dataset] = counts.get(data.examples[i].dataset, 0) + 1
     mean_n = sum(counts.values()) / len(counts)
     ds_weight = {d: math.sqrt(mean_n / n) for d, n in counts.items()}
-    row_weight = torch.tensor([ds_weight.get(e.dataset, 1.0) for e in data.examples])
+    row_weight = torch.tensor(
+        [ds_weight.get(e.dataset, 1.0) * e.row_weight for e in data.examples]
+    )
     bce = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight)
 
     def loss(logits: torch.Tensor, idx: list[int]) -> torch.Tensor:
@@ -277,7 +283,9 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict[str, Any]:
     started = time.monotonic()
     torch.set_num_threads(cfg.threads)
     _seed(cfg.seed)
-    examples = load_examples(cfg.data_dir)
+    examples = training_examples(
+        cfg.data_dir, cfg.labels_path, include_simulated=cfg.include_simulated_labels
+    )
     say(f"loaded {len(examples)} examples")
     tokens = TextEncoder(base_model_dir() / "tokenizer.json", cfg.max_tokens).encode(
         [e.text for e in examples]

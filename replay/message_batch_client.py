@@ -58,6 +58,11 @@ class BatchClient(Protocol):
     @property
     def model(self) -> str: ...
 
+    @property
+    def simulated(self) -> bool:
+        """Whether the answers come from the API simulator (stored with the decisions)."""
+        ...
+
     async def submit_batch(self, items: Sequence[tuple[str, str]]) -> str: ...
 
     async def poll_batch(

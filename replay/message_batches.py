@@ -71,6 +71,7 @@ def apply_result(
     cost_usd: float,
     *,
     usage: TokenUsage | None = None,
+    simulated: bool = False,
     model: str,
     policy_version: str,
     flip_severity_at: float,
@@ -106,7 +107,7 @@ def apply_result(
         policy_version=policy_version,
         decided_at=decided_at,
         cost_usd=cost_usd,
-    ).model_copy(update={"usage": decision_usage(usage or TokenUsage())})
+    ).model_copy(update={"usage": decision_usage(usage or TokenUsage()), "simulated": simulated})
     tally.decided += 1
     out.decisions.append(decision)
     new = answer.verdict.value
@@ -260,6 +261,7 @@ class MessageBatchPhase:
                 result.detail,
                 result.cost_usd,
                 usage=result.usage,
+                simulated=self.client.simulated,
                 model=model,
                 policy_version=self.selection.policy_version,
                 flip_severity_at=self.flip_severity_at,

@@ -202,6 +202,10 @@ class GuardedBatchClient:
     def model(self) -> str:
         return self._client.model
 
+    @property
+    def simulated(self) -> bool:
+        return self._client.simulated
+
     async def _translated(self, operation: Callable[[], Awaitable[T]]) -> T:
         try:
             return await operation()

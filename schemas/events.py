@@ -117,8 +117,9 @@ class DecisionUsage(_Outbound):
 class DecisionEvent(_Outbound):
     """One decision, the same shape for every stage.
 
-    ``usage`` is excluded from serialisation: it travels with the event inside a process, to
-    the verdict history, and never onto the decisions topic.
+    ``usage`` and ``simulated`` (the answer came from the project's API simulator, not a model)
+    are excluded from serialisation: they travel with the event inside a process, to the verdict
+    history, and never onto the decisions topic.
     """
 
     schema_version: Literal[1] = SCHEMA_VERSION
@@ -136,6 +137,7 @@ class DecisionEvent(_Outbound):
     reason: str | None = None
     rationale: str | None = None
     usage: DecisionUsage | None = Field(default=None, exclude=True)
+    simulated: bool = Field(default=False, exclude=True)
 
 
 class BorderlineRequest(_Outbound):

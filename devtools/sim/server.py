@@ -35,9 +35,10 @@ from devtools.sim.messages import (
     parse_request,
     stream_events,
 )
+from pipeline.frontier.provenance import SIMULATOR_HEADER
 from pipeline.log import get_logger
 
-SIM_HEADER = "x-modstream-simulator"
+SIM_HEADER = SIMULATOR_HEADER
 FAULT_HEADER = "x-sim-fault"
 LATENCY_HEADER = "x-sim-latency-ms"
 BANNER = (

@@ -11,7 +11,19 @@ import click
 
 
 def runtime_commands() -> list[click.Command]:
-    from modstream.commands import cost, events, frontier, migrate, model, replay, review, run
+    from modstream.commands import (
+        cost,
+        events,
+        frontier,
+        migrate,
+        model,
+        model_labels,
+        replay,
+        review,
+        run,
+    )
+
+    del model_labels  # attaches `model export-labels` to the `model` group when imported
 
     return [
         *events.COMMANDS,

@@ -83,16 +83,54 @@ def build_cmd(ctx: CommandContext, force: bool) -> None:
     default=True,
     help="Write the dev-chosen thresholds to the shipped default policy.",
 )
+@click.option(
+    "--with-labels",
+    "labels_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Teacher labels from `modstream model export-labels`, merged with the datasets.",
+)
+@click.option(
+    "--include-simulated-labels",
+    is_flag=True,
+    help="Also train on the API simulator's answers (a keyword rule: for plumbing tests only).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the training set's composition as JSON; train nothing."
+)
 def train_cmd(
-    data_dir: Path | None, out_dir: Path | None, steps: int | None, write_policy: bool
+    data_dir: Path | None,
+    out_dir: Path | None,
+    steps: int | None,
+    write_policy: bool,
+    labels_path: Path | None,
+    include_simulated_labels: bool,
+    dry_run: bool,
 ) -> None:
     """Train frozen-encoder and fine-tuned candidates; keep the better one (2 CPU threads)."""
     from dataclasses import replace
 
+    from classifiers.data import DEFAULT_DATA_DIR, DataError
+    from classifiers.teacher import composition, training_examples
+
+    if dry_run:
+        try:
+            examples = training_examples(
+                data_dir or DEFAULT_DATA_DIR,
+                labels_path,
+                include_simulated=include_simulated_labels,
+            )
+        except DataError as exc:
+            raise _fail(exc) from None
+        click.echo(json.dumps({"examples": len(examples), "sources": composition(examples)}))
+        return
     from classifiers.train import TrainConfig, train
 
     cfg = TrainConfig()
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {
+        "labels_path": labels_path,
+        "include_simulated_labels": include_simulated_labels,
+    }
     if data_dir is not None:
         changes["data_dir"] = data_dir
     if out_dir is not None:

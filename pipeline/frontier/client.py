@@ -32,6 +32,7 @@ from pipeline.core.resilience import ProviderErrorKind
 from pipeline.frontier.config import ClientConfig
 from pipeline.frontier.errors import FrontierError
 from pipeline.frontier.prompt import PromptDesign, analysis_turn, many_user_turn, user_turn
+from pipeline.frontier.provenance import ProviderWitness
 from pipeline.frontier.replies import ClassifiedMany, answer_of, answers_of, usage_of
 from pipeline.log import get_logger
 
@@ -149,12 +150,16 @@ class FrontierClient:
         self._usage_sink = usage_sink
         self._model = config.model
         self._prices = config.prices
+        self._witness = ProviderWitness()
         self._sdk = anthropic.AsyncAnthropic(
             api_key=config.api_key,
             base_url=config.base_url,
             max_retries=0,
             timeout=60.0,
             default_headers=dict(default_headers or {}),
+            http_client=anthropic.DefaultAsyncHttpxClient(
+                event_hooks={"response": [self._witness.seen]}
+            ),
         )
         # One system block and both tools on every call: one cached prefix for all of them.
         self._system: list[TextBlockParam] = (prompt or PromptDesign()).system_blocks()  # type: ignore[assignment]
@@ -179,6 +184,11 @@ class FrontierClient:
     @property
     def prices(self) -> PriceTable:
         return self._prices
+
+    @property
+    def simulated(self) -> bool:
+        """Whether this client's answers came from the simulator (see ``provenance``)."""
+        return self._witness.simulated
 
     async def close(self) -> None:
         await self._sdk.close()

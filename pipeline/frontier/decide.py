@@ -248,7 +248,9 @@ class FrontierDecider:
                 decided_at=now,
                 cost_usd=spent.usd,
                 guard_codes=reason_codes(findings),
-            ).model_copy(update={"usage": decision_usage(spent.tokens)})
+            ).model_copy(
+                update={"usage": decision_usage(spent.tokens), "simulated": self._client.simulated}
+            )
             review = None
             if decision.verdict is Verdict.ESCALATE:
                 review = review_item(

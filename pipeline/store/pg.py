@@ -32,21 +32,21 @@ WITH incoming AS (
                          $6::text[], $7::text[], $8::text[], $9::timestamptz[],
                          $10::timestamptz[], $11::numeric[], $12::text[], $13::text[],
                          $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[],
-                         $18::float8[])
+                         $18::float8[], $19::bool[])
         AS t(decision_id, post_id, verdict, scores, categories, stage, model_version,
              policy_version, ingested_at, decided_at, cost_usd, reason, rationale,
              input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-             compute_seconds)
+             compute_seconds, simulated)
 ), inserted AS (
     INSERT INTO verdicts (decision_id, post_id, verdict, scores, categories, stage,
                           model_version, policy_version, ingested_at, decided_at, cost_usd,
                           reason, rationale, input_tokens, output_tokens, cache_read_tokens,
-                          cache_write_tokens, compute_seconds)
+                          cache_write_tokens, compute_seconds, simulated)
     SELECT decision_id, post_id, verdict, scores,
            CASE WHEN categories = '' THEN '{}'::text[] ELSE string_to_array(categories, ',') END,
            stage, model_version, policy_version, ingested_at, decided_at, cost_usd, reason,
            rationale, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-           compute_seconds
+           compute_seconds, simulated
     FROM incoming
     ON CONFLICT (decision_id) DO NOTHING
     RETURNING decision_id, post_id, verdict, stage, model_version, policy_version, decided_at
@@ -71,18 +71,19 @@ _INSERT_HISTORY = """
 INSERT INTO verdicts (decision_id, post_id, verdict, scores, categories, stage, model_version,
                       policy_version, ingested_at, decided_at, cost_usd, reason, rationale,
                       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens,
-                      compute_seconds)
+                      compute_seconds, simulated)
 SELECT decision_id, post_id, verdict, scores,
        CASE WHEN categories = '' THEN '{}'::text[] ELSE string_to_array(categories, ',') END,
        stage, model_version, policy_version, ingested_at, decided_at, cost_usd, reason, rationale,
-       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, compute_seconds
+       input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, compute_seconds,
+       simulated
 FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
             $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::numeric[],
             $12::text[], $13::text[], $14::bigint[], $15::bigint[], $16::bigint[],
-            $17::bigint[], $18::float8[])
+            $17::bigint[], $18::float8[], $19::bool[])
     AS t(decision_id, post_id, verdict, scores, categories, stage, model_version,
          policy_version, ingested_at, decided_at, cost_usd, reason, rationale, input_tokens,
-         output_tokens, cache_read_tokens, cache_write_tokens, compute_seconds)
+         output_tokens, cache_read_tokens, cache_write_tokens, compute_seconds, simulated)
 ON CONFLICT (decision_id) DO NOTHING
 """
 
@@ -132,7 +133,7 @@ def _post_columns(posts: Sequence[StoredPost]) -> list[list[Any]]:
 
 
 def _decision_columns(decisions: Sequence[DecisionEvent]) -> list[list[Any]]:
-    cols: list[list[Any]] = [[] for _ in range(18)]
+    cols: list[list[Any]] = [[] for _ in range(19)]
     for d in decisions:
         usage = d.usage or _NO_USAGE
         for col, value in zip(
@@ -156,6 +157,7 @@ def _decision_columns(decisions: Sequence[DecisionEvent]) -> list[list[Any]]:
                 usage.cache_read_tokens,
                 usage.cache_write_tokens,
                 usage.compute_seconds,
+                d.simulated,
             ),
             strict=True,
         ):

@@ -518,6 +518,10 @@ class FlakyBatches:
     def model(self) -> str:
         return self._client.model
 
+    @property
+    def simulated(self) -> bool:
+        return self._client.simulated
+
     def _fail(self, call: str, times: int = 2) -> None:
         if self.failures[call] < times:
             self.failures[call] += 1

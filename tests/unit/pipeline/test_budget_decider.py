@@ -29,6 +29,7 @@ USAGE = TokenUsage(input_tokens=900, output_tokens=120, cache_read_input_tokens=
 
 class FakeClient:
     model = "fake-model"
+    simulated = False
 
     def __init__(self) -> None:
         self.calls = 0
