@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pipeline.core.language import GATED_OUTCOME
 from pipeline.core.policy import Policy, evaluate
 from pipeline.core.replay_decisions import REPLAY_STAGE, replay_decision
 from pipeline.core.review_items import review_item
@@ -99,7 +100,7 @@ def flip_severity(new_severity: float, prev_scores: Mapping[str, float] | None) 
 
 def decide_chunk(
     posts: Sequence[ReplayPost],
-    scores: Sequence[Mapping[str, float]],
+    scores: Sequence[Mapping[str, float] | None],
     *,
     policy: Policy,
     model_version: str,
@@ -117,12 +118,13 @@ def decide_chunk(
     usage = DecisionUsage(compute_seconds=inference_seconds / len(posts)) if posts else None
     tally = plan.tally
     for post, post_scores in zip(posts, scores, strict=True):
-        outcome = evaluate(policy, post_scores)
+        # No scores: the language gate held the post back; the frontier model reads it.
+        outcome = GATED_OUTCOME if post_scores is None else evaluate(policy, post_scores)
         if not post.text.strip():
             tally.empty_text += 1
         new = outcome.verdict.value
         human = post.prev_stage == Stage.HUMAN.value
-        rounded = {k: round(float(v), 6) for k, v in post_scores.items()}
+        rounded = {k: round(float(v), 6) for k, v in (post_scores or {}).items()}
         if outcome.verdict is Verdict.BORDERLINE:
             tally.borderline += 1
             tally.record(post.prev_verdict, new, post.post_id, changed=False)

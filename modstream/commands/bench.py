@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,8 @@ def classifier_cmd(
         return rows[-1]["posts_per_s"] if rows else None
 
     int8, peer = headline("int8"), headline("torch")
+    gate_us = _language_gate_us(texts)
+    click.echo(f"{'language gate':>20}  {gate_us:>8.1f} us per post (one thread)", err=True)
     summary: dict[str, Any] = {
         "texts": len(texts),
         "mean_tokens": round(mean_tokens, 1),
@@ -110,10 +113,24 @@ def classifier_cmd(
         "torch_posts_per_s": headline("torch"),
         "ratio_vs_torch": round(int8 / peer, 2) if int8 and peer else None,
         "gpu_fp16_posts_per_s": headline("gpu_fp16_tensorrt") or headline("gpu_fp16_cuda"),
+        # The language gate runs before the classifier on every post: its cost per post, and
+        # that cost as a share of the int8 classifier's time per post at the headline batch.
+        "language_gate_us_per_post": round(gate_us, 1),
+        "language_gate_share_of_int8": round(gate_us * int8 / 1e6, 3) if int8 else None,
         "per_batch_size": results,
         "notes": notes,
     }
     click.echo(json.dumps(summary, separators=(",", ":")))
+
+
+def _language_gate_us(texts: list[str]) -> float:
+    """Microseconds per post of language identification (the gate's detector), one thread."""
+    from classifiers.language import detect_languages
+
+    detect_languages(texts[:10])  # load the model outside the clock
+    started = time.perf_counter()
+    detect_languages(texts)
+    return (time.perf_counter() - started) / max(len(texts), 1) * 1e6
 
 
 def _print_rows(name: str, rows: list[dict[str, float]]) -> None:

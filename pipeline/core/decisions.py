@@ -29,9 +29,14 @@ def realtime_decision(
     model_version: str,
     policy_version: str,
     decided_at: datetime,
+    gate_reason: str | None = None,
 ) -> DecisionEvent:
-    """The classifier's decision on ``post``; a borderline one is provisional."""
+    """The classifier's decision on ``post``; a borderline one is provisional. A post the
+    language gate held back (``gate_reason``) is borderline without scores."""
     borderline = outcome.verdict is Verdict.BORDERLINE
+    reason = SENT_TO_FRONTIER if borderline else None
+    if gate_reason is not None:
+        reason = f"{SENT_TO_FRONTIER} ({gate_reason})"
     return DecisionEvent(
         decision_id=decision_id(post.post_id, Stage.REALTIME, model_version, policy_version),
         post_id=post.post_id,
@@ -44,7 +49,7 @@ def realtime_decision(
         ingested_at=post.ingested_at,
         decided_at=decided_at,
         cost_usd=0.0,
-        reason=SENT_TO_FRONTIER if borderline else None,
+        reason=reason,
     )
 
 

@@ -14,6 +14,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from pipeline.errors import ModerationError
 from schemas.events import Verdict
 
-DEFAULT_POLICY = "default.v2.json"
+DEFAULT_POLICY = "default.v3.json"
 
 
 class PolicyError(ModerationError):
@@ -50,11 +51,31 @@ class GuardBounds:
 DEFAULT_GUARD = GuardBounds()
 
 
+class LanguageRoute(StrEnum):
+    """Where a post in an unsupported language goes."""
+
+    FRONTIER = "frontier"  # borderline: the frontier model reads it (the default)
+    CLASSIFIER = "classifier"  # scored anyway (the gate only counts it)
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageRules:
+    """The language gate: posts confidently detected in a language outside ``supported`` (and
+    long enough for the detector to be trusted) take ``route`` instead of the classifier."""
+
+    supported: frozenset[str] = frozenset({"en"})
+    route: LanguageRoute = LanguageRoute.FRONTIER
+    min_confidence: float = 0.7
+    min_letters: int = 12
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     version: str
     thresholds: Mapping[str, Thresholds]
     frontier_guard: GuardBounds = DEFAULT_GUARD
+    #: ``None``: no gate (every post is scored), as in policies before ``default.v3``.
+    languages: LanguageRules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +134,39 @@ def parse_policy(document: Any, source: str = "<policy>") -> Policy:
             )
         thresholds[name] = Thresholds(remove_at=remove_at, review_at=review_at)
     guard = _guard_bounds(document.get("frontier_guard"), source)
-    return Policy(version=version, thresholds=thresholds, frontier_guard=guard)
+    languages = _language_rules(document.get("languages"), source)
+    return Policy(
+        version=version, thresholds=thresholds, frontier_guard=guard, languages=languages
+    )
+
+
+def _language_rules(section: Any, source: str) -> LanguageRules | None:
+    """The ``languages`` section; absent means no gate."""
+    if section is None:
+        return None
+    where = f"{source}: languages"
+    if not isinstance(section, dict):
+        raise PolicyError(f"{where} must be an object")
+    unknown = sorted(set(section) - {"supported", "route", "min_confidence", "min_letters"})
+    if unknown:
+        raise PolicyError(f"{where} has unknown keys {unknown}")
+    supported = section.get("supported", ["en"])
+    if not isinstance(supported, list) or not all(
+        isinstance(code, str) and code for code in supported
+    ):
+        raise PolicyError(f"{where}.supported must be a list of language codes, e.g. [\"en\"]")
+    route = section.get("route", LanguageRoute.FRONTIER.value)
+    if route not in {r.value for r in LanguageRoute}:
+        raise PolicyError(f"{where}.route must be 'frontier' or 'classifier', got {route!r}")
+    letters = section.get("min_letters", 12)
+    if isinstance(letters, bool) or not isinstance(letters, int) or letters < 0:
+        raise PolicyError(f"{where}.min_letters must be a whole number >= 0")
+    return LanguageRules(
+        supported=frozenset(code.lower() for code in supported),
+        route=LanguageRoute(route),
+        min_confidence=_probability(section.get("min_confidence", 0.7), f"{where}.min_confidence"),
+        min_letters=letters,
+    )
 
 
 def _guard_bounds(section: Any, source: str) -> GuardBounds:
@@ -137,7 +190,7 @@ def _guard_bounds(section: Any, source: str) -> GuardBounds:
 
 
 def load_policy(path: Path | None = None) -> Policy:
-    """Read and validate a policy file (default: the shipped ``default.v2.json``)."""
+    """Read and validate a policy file (default: the shipped ``default.v3.json``)."""
     target = path if path is not None else default_policy_path()
     try:
         text = target.read_text(encoding="utf-8")

@@ -13,9 +13,12 @@ from datetime import UTC, datetime, timedelta
 
 from classifiers.base import Classifier
 from pipeline.core.decisions import borderline_request, realtime_decision, rounded_scores
+from pipeline.core.language import GATED_OUTCOME
 from pipeline.core.policy import Policy, evaluate
 from pipeline.kafka.inbound import InboundMessage
+from pipeline.language_gate import held_back
 from pipeline.ports import StoredPost
+from pipeline.realtime import metrics
 from schemas import (
     DEAD_LETTER_MAX_VALUE_BYTES,
     BorderlineRequest,
@@ -88,25 +91,30 @@ def decode_batch(
 
 def decide_batch(
     valid: Sequence[tuple[InboundMessage, PostEvent]],
-    scores: Sequence[dict[str, float]],
+    scores: Sequence[dict[str, float] | None],
     *,
     policy: Policy,
     model_version: str,
     sla: timedelta,
     now: datetime | None = None,
     inference_seconds: float = 0.0,
+    gated: Sequence[str | None] | None = None,
 ) -> BatchOutputs:
     """Apply the policy to classifier scores and build every output of the batch (pure).
 
     ``inference_seconds`` (the batch's scoring time) is shared equally by its decisions: the
-    cost ledger prices classifier compute from it.
+    cost ledger prices classifier compute from it. A post the language gate held back has no
+    scores (``None``) and a reason in ``gated``: it is borderline, for the frontier model.
     """
     decided_at = now or datetime.now(UTC)
     outputs = BatchOutputs()
     usage = DecisionUsage(compute_seconds=inference_seconds / len(valid)) if valid else None
-    for (message, post), post_scores in zip(valid, scores, strict=True):
-        outcome = evaluate(policy, post_scores)
-        rounded = rounded_scores(post_scores)
+    reasons = gated if gated is not None else [None] * len(valid)
+    for (message, post), post_scores, reason in zip(valid, scores, reasons, strict=True):
+        if post_scores is None:
+            outcome, rounded = GATED_OUTCOME, {}
+        else:
+            outcome, rounded = evaluate(policy, post_scores), rounded_scores(post_scores)
         outputs.posts.append((post, message.topic, message.partition, message.offset))
         outputs.sources.setdefault(post.post_id, []).append(message)
         outputs.decisions.append(
@@ -117,6 +125,7 @@ def decide_batch(
                 model_version=model_version,
                 policy_version=policy.version,
                 decided_at=decided_at,
+                gate_reason=reason,
             ).model_copy(update={"usage": usage})
         )
         if outcome.verdict is Verdict.BORDERLINE:
@@ -145,8 +154,11 @@ async def process_batch(
     valid, letters = decode_batch(
         messages, max_bytes=max_bytes, dead_letter_max_bytes=dead_letter_max_bytes
     )
+    gated = await language_gate(policy, [post.text for _, post in valid])
+    to_score = [post.text for (_, post), reason in zip(valid, gated, strict=True) if not reason]
     started = time.perf_counter()
-    scores = await classifier.apredict([post.text for _, post in valid]) if valid else []
+    scored = iter(await classifier.apredict(to_score) if to_score else [])
+    scores = [None if reason else next(scored) for reason in gated]
     outputs = decide_batch(
         valid,
         scores,
@@ -154,6 +166,19 @@ async def process_batch(
         model_version=classifier.model_version,
         sla=sla,
         inference_seconds=time.perf_counter() - started,
+        gated=gated,
     )
     outputs.dead_letters.extend(letters)
     return outputs
+
+
+
+async def language_gate(policy: Policy, texts: Sequence[str]) -> list[str | None]:
+    """:func:`~pipeline.language_gate.held_back`, with the stage's metrics."""
+    reasons, seconds = await held_back(policy, texts)
+    if policy.languages is not None and texts:
+        metrics.LANGUAGE_SECONDS.observe(seconds)
+    for reason in reasons:
+        if reason:
+            metrics.LANGUAGE_GATED.labels(reason.removeprefix("language:")).inc()
+    return reasons

@@ -35,3 +35,13 @@ CONSUMER_LAG = Gauge(
     "realtime_consumer_lag", "High watermark minus committed position.", ["partition"]
 )
 ASSIGNED_PARTITIONS = Gauge("realtime_assigned_partitions", "Partitions owned by this process.")
+LANGUAGE_SECONDS = Histogram(
+    "realtime_language_seconds",
+    "Language identification time per micro-batch (the language gate).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+)
+LANGUAGE_GATED = Counter(
+    "realtime_language_gated_total",
+    "Posts the language gate sent to the frontier model unscored, by detected language.",
+    ["language"],
+)
