@@ -270,3 +270,40 @@ def test_malformed_events_all_land_in_the_dead_letter_topic_with_a_reason(
         assert all(letter.detail and letter.reason_code for letter in letters)
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_posts_in_other_languages_go_to_the_frontier_unscored(
+    stack_settings: Settings, tmp_path: Path, engine: str
+) -> None:
+    """The shipped policy's language gate, through the real stage and the real model."""
+    settings = await isolated_settings(stack_settings, "lang", realtime_engine=engine)
+    texts = {
+        "de": "Ich kann dich nicht ausstehen, du bist wirklich der schlimmste Mensch hier",
+        "ru": "Ты идиот и я тебя ненавижу, уходи отсюда немедленно",
+        "en": "What a lovely afternoon for a walk in the park with the dog",
+    }
+    run = uuid.uuid4().hex[:8]
+    posts = [post_document(f"lang-{run}-{k}", t) for k, t in texts.items()]
+    await produce_raw(settings, list(jsonl(posts)))
+    stage = StageProcess(settings, "realtime", tmp_path)
+    stage.start()
+    try:
+        post_ids = [str(p["post_id"]) for p in posts]
+        assert await wait_for_current_verdicts(settings, post_ids, within=120, stage=stage) == 3
+    finally:
+        assert stage.terminate() == 0, stage.logs()[-3000:]
+    rows = {str(r["post_id"]).rsplit("-", 1)[-1]: r for r in await verdict_rows(settings, post_ids)}
+    assert rows["en"]["verdict"] == "allow"
+    for lang in ("de", "ru"):
+        assert rows[lang]["verdict"] == "borderline"
+        assert f"language:{lang}" in str(rows[lang]["reason"])
+    requests = {
+        request.post_id.rsplit("-", 1)[-1]: request
+        for request in (
+            decode(BorderlineRequest, r.value)
+            for r in await read_topic(settings, settings.topic_borderline)
+        )
+    }
+    assert sorted(requests) == ["de", "ru"]
+    assert all(request.scores == {} for request in requests.values())
