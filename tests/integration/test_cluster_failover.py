@@ -97,14 +97,18 @@ async def test_realtime_stage_rides_out_leader_kills(tmp_path: Path) -> None:
         for topic in (settings.topic_posts, settings.topic_decisions):
             assert {len(p["replicas"]) for p in await stack.partitions(topic)} == {3}
 
-            async def configured(topic: str = topic) -> bool:
-                # A broker that has not learnt the new topic yet answers with defaults only.
-                return "min.insync.replicas" in await _topic_config(settings, topic)
+            described: dict[str, str] = {}
+
+            async def configured(topic: str = topic, out: dict[str, str] = described) -> bool:
+                # A broker that has not learnt the new topic yet answers with defaults only,
+                # and each call may ask another broker: keep the answer that has them.
+                config = await _topic_config(settings, topic)
+                out.update(config)
+                return "min.insync.replicas" in config
 
             await eventually(configured, 30, f"{topic}'s configs described")
-            config = await _topic_config(settings, topic)
-            assert config["min.insync.replicas"] == "2"
-            assert config["cleanup.policy"] == "delete" and int(config["retention.ms"]) > 0
+            assert described["min.insync.replicas"] == "2"
+            assert described["cleanup.policy"] == "delete" and int(described["retention.ms"]) > 0
 
         cluster_up = time.monotonic() - began
         logs = tmp_path / "logs"
