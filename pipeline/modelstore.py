@@ -8,6 +8,7 @@ import click
 
 from classifiers.base import Classifier
 from classifiers.export import BuildResult, Step, build
+from classifiers.language import load_language_model
 from classifiers.onnx import load_classifier
 from pipeline.config import Settings
 from pipeline.core.policy import Policy, load_policy
@@ -38,4 +39,7 @@ def load_model_and_policy(settings: Settings) -> tuple[Classifier, Policy]:
         providers=providers,
         threads=settings.onnx_threads,
     )
-    return classifier, load_policy(settings.policy_path)
+    policy = load_policy(settings.policy_path)
+    if policy.languages is not None:
+        load_language_model()  # the gate's model, before the first batch rather than in it
+    return classifier, policy
