@@ -29,16 +29,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
+from devtools.processes import free_port
 from devtools.stack import KafkaCluster, down, up
 from devtools.stack.kafka import PORT_STEP, KafkaBroker
 from devtools.stack.postgres import PostgresServer
 from pipeline.config import Settings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _bindable(port: int) -> bool:

@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from classifiers.data import DEFAULT_DATA_DIR, load_examples
-from devtools.processes import Child, child_env
+from devtools.processes import Child, child_env, free_port
 from devtools.stack.postgres import SUPERUSER, PostgresServer
 from pipeline.config import Settings
 from pipeline.kafka.admin import ensure_topics
@@ -90,13 +90,6 @@ async def own_database(settings: Settings, name: str) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _produce(settings: Settings, texts: list[str], rate: float, run_id: str) -> None:
@@ -200,7 +193,7 @@ async def run_cost_bench(settings: Settings, config: CostBenchConfig, echo: Echo
     echo(f"bench cost {run_id}: {len(texts):,} posts, {config.harmful_share:.0%} harmful")
     logs = Path(tempfile.mkdtemp(prefix=f"modstream-bench-cost-{run_id}-"))
     async with own_database(settings, f"bench_cost_{run_id}") as dsn:
-        sim_port = _free_port()
+        sim_port = free_port()
         suffix = f"bench-cost-{run_id}"
         s = settings.model_copy(
             update={
@@ -212,8 +205,8 @@ async def run_cost_bench(settings: Settings, config: CostBenchConfig, echo: Echo
                 "topic_dead_letter": f"posts.dead-letter.{suffix}",
                 "realtime_group_id": f"realtime-{suffix}",
                 "frontier_group_id": f"frontier-{suffix}",
-                "realtime_metrics_port": _free_port(),
-                "frontier_metrics_port": _free_port(),
+                "realtime_metrics_port": free_port(),
+                "frontier_metrics_port": free_port(),
                 "anthropic_base_url": f"http://127.0.0.1:{sim_port}",
                 "anthropic_api_key": SecretStr("simulator"),
                 "frontier_batch_poll_initial_seconds": 0.5,

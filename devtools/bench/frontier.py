@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -38,6 +37,7 @@ from devtools.bench.frontier_designs import (
     SingleDecider,
     design,
 )
+from devtools.processes import free_port
 from pipeline.config import Settings
 from pipeline.core.cost import CallMode, TokenUsage, cache_hit_rate
 from pipeline.frontier.client import FrontierClient
@@ -79,11 +79,6 @@ class BenchConfig:
     output_token_latency_s: float = 0.005
     linger_s: float = 0.25
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start_simulator(config: BenchConfig, port: int) -> subprocess.Popen[bytes]:
@@ -286,7 +281,7 @@ async def run_bench(settings: Settings, config: BenchConfig) -> dict[str, Any]:
     first design); ``designs`` holds every design's figures, in the order run.
     """
     designs = [design(name) for name in config.designs]
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = start_simulator(config, port)
     figures: dict[str, dict[str, Any]] = {}

@@ -15,7 +15,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import aiohttp
 import asyncpg
 
 from devtools.bench import review_data as bench_data
+from devtools.processes import free_port
 from pipeline.config import Settings
 from pipeline.errors import ServiceUnavailableError
 from pipeline.kafka.admin import ensure_topics
@@ -102,16 +102,11 @@ def _cpu_model() -> str:
     return "unknown"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @contextlib.asynccontextmanager
 async def _review_app(settings: Settings, log_path: Path) -> AsyncIterator[str]:
     """``modstream review serve`` on a free port; its base URL once it answers."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, **settings.as_env(), "PYTHONUNBUFFERED": "1"}
     command = [str(Path(sys.executable).with_name("modstream")), "review", "serve"]
     with log_path.open("wb") as log_file:
@@ -208,7 +203,7 @@ async def run_review_bench(
     settings = settings.model_copy(
         update={
             "topic_decisions": f"moderation.decisions.bench-review-{run}",
-            "review_metrics_port": _free_port(),
+            "review_metrics_port": free_port(),
         }
     )
     await ensure_topics(settings)

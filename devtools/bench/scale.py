@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -54,7 +53,7 @@ from devtools.bench.scale_figures import (
     text_curve,
     total_lag,
 )
-from devtools.processes import Child
+from devtools.processes import Child, free_port
 from pipeline.config import Settings
 from pipeline.kafka.admin import ensure_topics
 from schemas import PostEvent
@@ -90,11 +89,6 @@ def cpu_model() -> str:
 def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _isolated(
@@ -276,7 +270,7 @@ async def _measure(
     env = {"TOKENIZERS_PARALLELISM": "false"}  # the tokenizer stays on the inference thread
     children = []
     for i in range(n):
-        cs = s.model_copy(update={"realtime_metrics_port": _free_port()})
+        cs = s.model_copy(update={"realtime_metrics_port": free_port()})
         children.append(
             Child(
                 f"realtime-{i + 1}",

@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from devtools.processes import free_port
 from pipeline.config import Settings
 from pipeline.kafka.producer import KafkaEventPublisher
 from schemas import PostEvent
@@ -159,11 +159,6 @@ def start_process(
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _stop(process: subprocess.Popen[bytes], within: float = 60) -> int:
     process.send_signal(signal.SIGTERM)
@@ -209,7 +204,7 @@ async def run_demo(settings: Settings, *, rate: float, console: Console) -> dict
     )
     try:
         if not real_api:
-            sim_port = _free_port()
+            sim_port = free_port()
             console.print(f"[bold]starting the Anthropic API SIMULATOR[/] on 127.0.0.1:{sim_port}")
             sim = start_process(
                 settings, ["frontier-sim", "--port", str(sim_port), "--seed", "7"], log_dir, "sim"

@@ -25,8 +25,8 @@ import aiohttp
 import asyncpg
 from pydantic import SecretStr
 
-from devtools.chaos import ChaosStack, chaos_stack, free_port
-from devtools.processes import Child
+from devtools.chaos import ChaosStack, chaos_stack
+from devtools.processes import Child, free_port
 from devtools.soak.figures import (
     FaultWindow,
     duplicate_verdicts,
