@@ -23,8 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,10 +35,9 @@ from pydantic import SecretStr
 
 from classifiers.data import DEFAULT_DATA_DIR, load_examples
 from devtools.processes import Child, child_env, free_port
-from devtools.stack.postgres import SUPERUSER, PostgresServer
+from devtools.stack.postgres import scratch_database
 from pipeline.config import Settings
 from pipeline.kafka.admin import ensure_topics
-from pipeline.store.migrate import migrate
 
 Echo = Callable[[str], None]
 
@@ -72,23 +70,6 @@ def sample_texts(config: CostBenchConfig) -> list[str]:
     texts = rng.choices(harmful, k=n_harmful) + rng.choices(benign, k=config.posts - n_harmful)
     rng.shuffle(texts)
     return texts
-
-
-@asynccontextmanager
-async def own_database(settings: Settings, name: str) -> AsyncIterator[str]:
-    """A fresh, migrated database on the local stack's server; dropped afterwards."""
-    server = PostgresServer(settings)
-    admin = await asyncpg.connect(
-        host=str(server.socket_dir()), port=server.dsn.port, user=SUPERUSER, database="postgres"
-    )
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{server.dsn.user}"')
-        dsn = settings.postgres_dsn.get_secret_value().rsplit("/", 1)[0] + f"/{name}"
-        await migrate(dsn)
-        yield dsn
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 
@@ -192,7 +173,7 @@ async def run_cost_bench(settings: Settings, config: CostBenchConfig, echo: Echo
     texts = sample_texts(config)
     echo(f"bench cost {run_id}: {len(texts):,} posts, {config.harmful_share:.0%} harmful")
     logs = Path(tempfile.mkdtemp(prefix=f"modstream-bench-cost-{run_id}-"))
-    async with own_database(settings, f"bench_cost_{run_id}") as dsn:
+    async with scratch_database(settings, f"bench_cost_{run_id}") as dsn:
         sim_port = free_port()
         suffix = f"bench-cost-{run_id}"
         s = settings.model_copy(

@@ -17,7 +17,8 @@ evenly), on topics of their own (the ingest topic has ``partitions`` partitions)
    and output records on the decisions and borderline topics: ``lost`` posts miss either,
    duplicates have more than one.
 
-The database is created for the run and dropped at the end (see :func:`own_database`).
+The database is created for the run and dropped at the end
+(:func:`~devtools.stack.postgres.scratch_database`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
 
-from devtools.bench.cost import own_database
 from devtools.bench.realtime import bench_texts
 from devtools.bench.scale_figures import (
     DRAIN_TARGET_SECONDS,
@@ -54,6 +54,7 @@ from devtools.bench.scale_figures import (
     total_lag,
 )
 from devtools.processes import Child, free_port
+from devtools.stack.postgres import scratch_database
 from pipeline.config import Settings
 from pipeline.kafka.admin import ensure_topics
 from schemas import PostEvent
@@ -342,7 +343,7 @@ async def run_scale_bench(
          f"process(es), {config.threads} inference thread(s) each, {config.partitions} "
          f"partitions; {os.cpu_count()} cores ({cpu_model()}), load {load_before}")  # fmt: skip
     runs: dict[int, dict[str, Any]] = {}
-    async with own_database(settings, f"bench_scale_{run_id}") as dsn:
+    async with scratch_database(settings, f"bench_scale_{run_id}") as dsn:
         for n in range(1, config.max_processes + 1):
             echo(f"N={n}: starting {n} `modstream run realtime` process(es)")
             runs[n] = await _measure(settings, dsn, run_id, n, config, echo)

@@ -17,6 +17,8 @@ import stat
 import subprocess
 import tempfile
 import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -29,6 +31,7 @@ from devtools.stack.kafka import ServiceState
 from pipeline.config import Settings
 from pipeline.errors import StackError
 from pipeline.log import get_logger
+from pipeline.store.migrate import migrate
 
 with warnings.catch_warnings():  # the package warns about XDG_RUNTIME_DIR at import; unused here
     warnings.simplefilter("ignore")
@@ -260,3 +263,25 @@ class PostgresServer:
     def _marker(self) -> str:
         """How the postmaster's command line starts (pg_ctl passes -D first)."""
         return f"{POSTGRES_BIN_PATH / 'postgres'} -D {self.data_dir}"
+
+
+@asynccontextmanager
+async def scratch_database(settings: Settings, name: str) -> AsyncIterator[str]:
+    """A fresh, migrated database on the local stack's server, for a run that must see only
+    its own rows (a benchmark, a test that sums a whole database); dropped afterwards.
+
+    Yields the database's DSN.
+    """
+
+    server = PostgresServer(settings)
+    admin = await asyncpg.connect(
+        host=str(server.socket_dir()), port=server.dsn.port, user=SUPERUSER, database="postgres"
+    )
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{server.dsn.user}"')
+        dsn = settings.postgres_dsn.get_secret_value().rsplit("/", 1)[0] + f"/{name}"
+        await migrate(dsn)
+        yield dsn
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
