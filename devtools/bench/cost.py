@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
 from classifiers.data import DEFAULT_DATA_DIR, load_examples
+from devtools.bench.topics import isolated
 from devtools.processes import Child, child_env, free_port
 from devtools.stack.postgres import scratch_database
 from pipeline.config import Settings
@@ -176,23 +177,17 @@ async def run_cost_bench(settings: Settings, config: CostBenchConfig, echo: Echo
     async with scratch_database(settings, f"bench_cost_{run_id}") as dsn:
         sim_port = free_port()
         suffix = f"bench-cost-{run_id}"
-        s = settings.model_copy(
-            update={
-                "postgres_dsn": SecretStr(dsn),
-                "topic_posts": f"posts.ingest.{suffix}",
-                "topic_decisions": f"moderation.decisions.{suffix}",
-                "topic_borderline": f"moderation.borderline.{suffix}",
-                "topic_review": f"moderation.review.{suffix}",
-                "topic_dead_letter": f"posts.dead-letter.{suffix}",
-                "realtime_group_id": f"realtime-{suffix}",
-                "frontier_group_id": f"frontier-{suffix}",
-                "realtime_metrics_port": free_port(),
-                "frontier_metrics_port": free_port(),
-                "anthropic_base_url": f"http://127.0.0.1:{sim_port}",
-                "anthropic_api_key": SecretStr("simulator"),
-                "frontier_batch_poll_initial_seconds": 0.5,
-                "frontier_batch_poll_max_seconds": 2.0,
-            }
+        s = isolated(
+            settings,
+            suffix,
+            postgres_dsn=SecretStr(dsn),
+            frontier_group_id=f"frontier-{suffix}",
+            realtime_metrics_port=free_port(),
+            frontier_metrics_port=free_port(),
+            anthropic_base_url=f"http://127.0.0.1:{sim_port}",
+            anthropic_api_key=SecretStr("simulator"),
+            frontier_batch_poll_initial_seconds=0.5,
+            frontier_batch_poll_max_seconds=2.0,
         )
         await ensure_topics(s)
         sim_args = ["frontier-sim", "--port", str(sim_port), "--seed", str(config.seed),

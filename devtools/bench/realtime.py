@@ -26,6 +26,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from classifiers.base import Classifier
+from devtools.bench.topics import isolated
 from pipeline.availability import DependencyGuard
 from pipeline.config import Settings
 from pipeline.core.policy import Policy
@@ -49,18 +50,7 @@ def bench_texts(n: int) -> list[str]:
 
 
 def _isolated(settings: Settings, run_id: str, name: str, **extra: Any) -> Settings:
-    suffix = f"bench-{run_id}-{name}"
-    return settings.model_copy(
-        update={
-            "topic_posts": f"posts.ingest.{suffix}",
-            "topic_decisions": f"moderation.decisions.{suffix}",
-            "topic_borderline": f"moderation.borderline.{suffix}",
-            "topic_review": f"moderation.review.{suffix}",
-            "topic_dead_letter": f"posts.dead-letter.{suffix}",
-            "realtime_group_id": f"realtime-{suffix}",
-            **extra,
-        }
-    )
+    return isolated(settings, f"bench-{run_id}-{name}", **extra)
 
 
 async def _produce(

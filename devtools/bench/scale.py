@@ -53,6 +53,7 @@ from devtools.bench.scale_figures import (
     text_curve,
     total_lag,
 )
+from devtools.bench.topics import isolated
 from devtools.processes import Child, free_port
 from devtools.stack.postgres import scratch_database
 from pipeline.config import Settings
@@ -95,19 +96,12 @@ def load_average() -> float:
 def _isolated(
     settings: Settings, dsn: str, run_id: str, n: int, config: ScaleBenchConfig
 ) -> Settings:
-    suffix = f"bench-scale-{run_id}-{n}"
-    return settings.model_copy(
-        update={
-            "postgres_dsn": SecretStr(dsn),
-            "topic_posts": f"posts.ingest.{suffix}",
-            "topic_decisions": f"moderation.decisions.{suffix}",
-            "topic_borderline": f"moderation.borderline.{suffix}",
-            "topic_review": f"moderation.review.{suffix}",
-            "topic_dead_letter": f"posts.dead-letter.{suffix}",
-            "realtime_group_id": f"realtime-{suffix}",
-            "partitions_posts": config.partitions,
-            "onnx_threads": config.threads,
-        }
+    return isolated(
+        settings,
+        f"bench-scale-{run_id}-{n}",
+        postgres_dsn=SecretStr(dsn),
+        partitions_posts=config.partitions,
+        onnx_threads=config.threads,
     )
 
 
