@@ -7,14 +7,12 @@ item leave the queue and the human decision arrive on the decisions topic.
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from schemas import DecisionEvent, Stage, Verdict, decode
+from tests.fixtures.browser import browser
 from tests.fixtures.review import (
     PASSWORD,
     ReviewEnv,
@@ -24,30 +22,8 @@ from tests.fixtures.review import (
 )
 from tests.fixtures.services import read_topic
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-__all__ = ["review_env"]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        raise RuntimeError("install Debian's chromium: apt-get install -y chromium")
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+__all__ = ["browser", "review_env"]
 
 
 async def test_reviewer_logs_in_claims_decides_and_the_item_leaves(

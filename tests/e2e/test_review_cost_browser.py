@@ -7,43 +7,20 @@ keys): each shows the pure-frontier ratio, one row per mode with its chart, and 
 from __future__ import annotations
 
 import re
-import shutil
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-import pytest_asyncio
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
+from tests.fixtures.browser import browser
 from tests.fixtures.ledger import seed_ledger
 from tests.fixtures.review import PASSWORD, ReviewEnv, new_prefix, review_env
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 WINDOWS = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}
 MODES = ["classifier", "frontier", "batch", "streaming", "human"]
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-__all__ = ["review_env"]
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        raise RuntimeError("install Debian's chromium: apt-get install -y chromium")
-    async with async_playwright() as pw:
-        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
+__all__ = ["browser", "review_env"]
 
 
 async def _check_window(page: Page, window: str) -> None:
