@@ -7,8 +7,6 @@ import re
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from devtools.sim.cache import MIN_CACHEABLE_TOKENS
 from devtools.sim.multi import posts_of
 from devtools.sim.rules import estimate_tokens
@@ -97,7 +95,6 @@ def test_the_design_sets_the_block_and_its_ttl() -> None:
     assert short["text"] == SHORT_POLICY
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is not on this machine")
 def test_the_committed_examples_are_what_the_script_writes() -> None:
     from devtools.prompt_examples import build
 
