@@ -154,8 +154,8 @@ def _per_1000(usd: float, posts: int) -> float | None:
     return usd / posts * 1000.0 if posts else None
 
 
-def mode_usd(mode: Mode, usage: ModeUsage, prices: UnitPrices) -> float:
-    """What ``usage`` of ``mode`` cost: provider USD plus compute plus reviewer time."""
+def mode_usd(usage: ModeUsage, prices: UnitPrices) -> float:
+    """What ``usage`` cost: provider USD plus compute plus reviewer time."""
     compute = usage.compute_seconds / 3600.0 * prices.compute_usd_per_hour
     human = usage.handling_seconds / 3600.0 * prices.reviewer_usd_per_hour
     return usage.provider_usd + compute + human
@@ -234,26 +234,27 @@ def build_report(
 ) -> CostReport:
     """The whole report for a window of ``window_days`` (projection at ``posts_per_day``, or at
     the window's own rate)."""
-    posts = usage.get(Mode.CLASSIFIER, ModeUsage()).posts
-    costs = {mode: mode_usd(mode, usage.get(mode, ModeUsage()), prices) for mode in Mode}
+    measured = {mode: usage.get(mode, ModeUsage()) for mode in Mode}
+    posts = measured[Mode.CLASSIFIER].posts
+    costs = {mode: mode_usd(measured[mode], prices) for mode in Mode}
     machine = sum(usd for mode, usd in costs.items() if mode is not Mode.HUMAN)
     human = costs[Mode.HUMAN]
     total = machine + human
     modes = [
         ModeCost(
             mode=mode,
-            posts=usage.get(mode, ModeUsage()).posts,
-            provider_posts=usage.get(mode, ModeUsage()).provider_posts,
-            provider_usd=usage.get(mode, ModeUsage()).provider_usd,
-            tokens=usage.get(mode, ModeUsage()).tokens,
+            posts=m.posts,
+            provider_posts=m.provider_posts,
+            provider_usd=m.provider_usd,
+            tokens=m.tokens,
             usd=costs[mode],
-            usd_per_1000=_per_1000(costs[mode], usage.get(mode, ModeUsage()).posts),
+            usd_per_1000=_per_1000(costs[mode], m.posts),
             share=costs[mode] / total if total > 0 else 0.0,
         )
-        for mode in Mode
+        for mode, m in measured.items()
     ]
-    frontier_posts = usage.get(Mode.FRONTIER, ModeUsage()).posts
-    reviewed = usage.get(Mode.HUMAN, ModeUsage()).posts
+    frontier_posts = measured[Mode.FRONTIER].posts
+    reviewed = measured[Mode.HUMAN].posts
     borderline_share = frontier_posts / posts if posts else 0.0
     review_share = reviewed / posts if posts else 0.0
     counter = counterfactuals(usage, prices, posts=posts, machine_usd=machine)

@@ -30,7 +30,6 @@ def series_document(points: list[SeriesPoint], config: CostConfig) -> list[dict[
     out = []
     for point in points:
         usd = mode_usd(
-            point.mode,
             ModeUsage(
                 provider_usd=point.provider_usd,
                 compute_seconds=point.compute_seconds,
