@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from classifiers.base import Classifier
 from classifiers.language import detect_languages
 from pipeline.core.language import gate_reason
 from pipeline.core.policy import Policy
@@ -26,3 +27,12 @@ async def held_back(policy: Policy, texts: Sequence[str]) -> tuple[list[str | No
     seconds = time.perf_counter() - started
     reasons = [gate_reason(rules, t, lang, p) for t, (lang, p) in zip(texts, found, strict=True)]
     return reasons, seconds
+
+
+async def score_passed(
+    classifier: Classifier, texts: Sequence[str], held: Sequence[str | None]
+) -> list[dict[str, float] | None]:
+    """Classifier scores for the texts the gate let through; ``None`` for those it held back."""
+    to_score = [text for text, why in zip(texts, held, strict=True) if not why]
+    scored = iter(await classifier.apredict(to_score) if to_score else [])
+    return [None if why else next(scored) for why in held]

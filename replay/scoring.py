@@ -22,7 +22,7 @@ from rich.progress import Progress, TaskID
 
 from classifiers.base import Classifier
 from pipeline.core.policy import Policy
-from pipeline.language_gate import held_back
+from pipeline.language_gate import held_back, score_passed
 from replay import store
 from replay.config import ReplayConfig
 from replay.decide import ChunkPlan, ReplayPost, decide_chunk, prepare_text
@@ -39,7 +39,6 @@ class Chunk:
     posts: list[ReplayPost]
     texts: list[str] = field(default_factory=list)
     scores: list[dict[str, float] | None] = field(default_factory=list)
-    gated: list[str | None] = field(default_factory=list)
     cut: int = 0
     inference_seconds: float = 0.0
 
@@ -121,11 +120,9 @@ class ScoringPass:
                 text, was_cut = prepare_text(post.text, limit)
                 chunk.cut += was_cut
                 chunk.texts.append(text)
-            chunk.gated, _ = await held_back(self._policy, chunk.texts)
-            to_score = [t for t, why in zip(chunk.texts, chunk.gated, strict=True) if not why]
+            held, _ = await held_back(self._policy, chunk.texts)
             started = time.perf_counter()
-            scored = iter(await self._clf.apredict(to_score) if to_score else [])
-            chunk.scores = [None if why else next(scored) for why in chunk.gated]
+            chunk.scores = await score_passed(self._clf, chunk.texts, held)
             chunk.inference_seconds = time.perf_counter() - started
             await out.put(chunk)
         await out.put(None)

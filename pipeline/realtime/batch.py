@@ -16,7 +16,7 @@ from pipeline.core.decisions import borderline_request, realtime_decision, round
 from pipeline.core.language import GATED_OUTCOME
 from pipeline.core.policy import Policy, evaluate
 from pipeline.kafka.inbound import InboundMessage
-from pipeline.language_gate import held_back
+from pipeline.language_gate import held_back, score_passed
 from pipeline.ports import StoredPost
 from pipeline.realtime import metrics
 from schemas import (
@@ -154,11 +154,10 @@ async def process_batch(
     valid, letters = decode_batch(
         messages, max_bytes=max_bytes, dead_letter_max_bytes=dead_letter_max_bytes
     )
-    gated = await language_gate(policy, [post.text for _, post in valid])
-    to_score = [post.text for (_, post), reason in zip(valid, gated, strict=True) if not reason]
+    texts = [post.text for _, post in valid]
+    gated = await language_gate(policy, texts)
     started = time.perf_counter()
-    scored = iter(await classifier.apredict(to_score) if to_score else [])
-    scores = [None if reason else next(scored) for reason in gated]
+    scores = await score_passed(classifier, texts, gated)
     outputs = decide_batch(
         valid,
         scores,
