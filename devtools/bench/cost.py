@@ -73,7 +73,6 @@ def sample_texts(config: CostBenchConfig) -> list[str]:
     return texts
 
 
-
 async def _produce(settings: Settings, texts: list[str], rate: float, run_id: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
@@ -161,6 +160,7 @@ def figures(doc: dict[str, Any], *, review_items: int, config: CostBenchConfig) 
         "usd_per_batch_request": round(batch, 7) if batch else None,
         "batch_requests": modes["batch"]["provider_posts"],
         "frontier_posts": modes["frontier"]["posts"],
+        "frontier_answered": modes["frontier"]["provider_posts"],
         "usd_per_1000_by_mode": {
             mode: (round(row["usd"] / posts * 1000, 6) if posts else None)
             for mode, row in modes.items()
@@ -250,7 +250,7 @@ async def run_cost_bench(settings: Settings, config: CostBenchConfig, echo: Echo
     }
     out["review_items_by_reason"] = {row["reason"]: int(row["n"]) for row in reasons}
     out["fallbacks_by_reason"] = {row["reason"]: int(row["n"]) for row in fallbacks}
-    answered = out["frontier_answered"] = doc_provider_posts(doc, "frontier")
+    answered = out["frontier_answered"]
     if out["frontier_posts"] and answered < 0.9 * out["frontier_posts"]:
         echo(
             f"warning: the frontier model answered only {answered} of {out['frontier_posts']} "
@@ -277,8 +277,3 @@ async def _rows(dsn: str, query: str) -> list[asyncpg.Record]:
         return list(await conn.fetch(query))
     finally:
         await conn.close()
-
-
-def doc_provider_posts(doc: dict[str, Any], mode: str) -> int:
-    """Posts of ``mode`` that the provider answered, from a ``modstream cost`` document."""
-    return int(next(row["provider_posts"] for row in doc["modes"] if row["mode"] == mode))
