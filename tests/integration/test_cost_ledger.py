@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import subprocess
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -45,12 +44,11 @@ from replay.request import ReplayRequest
 from schemas import DecisionEvent, Verdict
 from tests.fixtures.databases import own_database
 from tests.fixtures.services import (
-    MODSTREAM,
     StageProcess,
     isolated_settings,
     post_document,
     produce_raw,
-    settings_env,
+    run_modstream,
 )
 
 pytestmark = pytest.mark.integration
@@ -202,16 +200,7 @@ async def _analysis(settings: Settings, billed: Billed) -> None:
 
 
 def _modstream_cost(settings: Settings, *args: str) -> str:
-    done = subprocess.run(
-        [MODSTREAM, "cost", "--since", "2h", *args],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return run_modstream(settings, "cost", "--since", "2h", *args)
 
 
 def _cost(settings: Settings) -> dict[str, Any]:

@@ -10,7 +10,6 @@ training set built from that file contains the reviewer's post and not the simul
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,7 +38,7 @@ from schemas import (
     decision_id,
 )
 from tests.fixtures.databases import own_database
-from tests.fixtures.services import MODSTREAM, settings_env
+from tests.fixtures.services import run_modstream
 
 pytestmark = pytest.mark.integration
 __all__ = ["own_database"]
@@ -117,16 +116,8 @@ async def _reviewer_decides(store: PostgresStore) -> None:
 
 
 def _export(settings: Settings, out: Path, *flags: str) -> dict[str, int]:
-    done = subprocess.run(
-        [MODSTREAM, "model", "export-labels", "--out", str(out), *flags],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout.splitlines()[-1]))
+    stdout = run_modstream(settings, "model", "export-labels", "--out", str(out), *flags)
+    return dict(json.loads(stdout.splitlines()[-1]))
 
 
 async def test_reviewer_labels_reach_training_and_simulated_ones_do_not(
