@@ -146,7 +146,8 @@ def decide_chunk(
             model_version=model_version,
             policy_version=policy.version,
             decided_at=decided_at,
-        ).model_copy(update={"usage": usage})
+            usage=usage,
+        )
         if outcome.verdict is Verdict.BORDERLINE:
             plan.borderline.append(decision)
             continue

@@ -11,7 +11,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pipeline.core.policy import PolicyOutcome
-from schemas import BorderlineRequest, DecisionEvent, PostEvent, Stage, Verdict, decision_id
+from schemas import (
+    BorderlineRequest,
+    DecisionEvent,
+    DecisionUsage,
+    PostEvent,
+    Stage,
+    Verdict,
+    decision_id,
+)
 
 SENT_TO_FRONTIER = "provisional: sent to frontier"
 
@@ -30,6 +38,7 @@ def realtime_decision(
     policy_version: str,
     decided_at: datetime,
     gate_reason: str | None = None,
+    usage: DecisionUsage | None = None,
 ) -> DecisionEvent:
     """The classifier's decision on ``post``; a borderline one is provisional. A post the
     language gate held back (``gate_reason``) is borderline without scores."""
@@ -50,6 +59,7 @@ def realtime_decision(
         decided_at=decided_at,
         cost_usd=0.0,
         reason=reason,
+        usage=usage,
     )
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from pipeline.core.frontier_answer import FrontierAnswer
 from pipeline.core.policy import PolicyOutcome
-from schemas import DecisionEvent, Stage, Verdict, decision_id
+from schemas import DecisionEvent, DecisionUsage, Stage, Verdict, decision_id
 
 #: The wire name of the replay stage.
 REPLAY_STAGE = Stage.BATCH
@@ -34,6 +34,7 @@ def _replay_stage_decision(
     cost_usd: float,
     reason: str,
     rationale: str | None = None,
+    usage: DecisionUsage | None = None,
 ) -> DecisionEvent:
     return DecisionEvent(
         decision_id=decision_id(post_id, REPLAY_STAGE, model_version, policy_version),
@@ -49,6 +50,7 @@ def _replay_stage_decision(
         cost_usd=cost_usd,
         reason=reason,
         rationale=rationale,
+        usage=usage,
     )
 
 
@@ -61,6 +63,7 @@ def replay_decision(
     model_version: str,
     policy_version: str,
     decided_at: datetime,
+    usage: DecisionUsage | None = None,
 ) -> DecisionEvent:
     """The classifier's new decision on a stored post; a borderline one is a record that waits
     for its Message Batch answer."""
@@ -76,6 +79,7 @@ def replay_decision(
         decided_at=decided_at,
         cost_usd=0.0,
         reason=SENT_TO_MESSAGE_BATCH if borderline else REPLAYED,
+        usage=usage,
     )
 
 

@@ -126,7 +126,8 @@ def decide_batch(
                 policy_version=policy.version,
                 decided_at=decided_at,
                 gate_reason=reason,
-            ).model_copy(update={"usage": usage})
+                usage=usage,
+            )
         )
         if outcome.verdict is Verdict.BORDERLINE:
             outputs.borderline.append(
