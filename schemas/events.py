@@ -45,6 +45,7 @@ class ReviewReason(StrEnum):
     ESCALATE = "escalate"
     BATCH_FLIP = "batch_flip"
     APPEAL = "appeal"
+    AUDIT = "audit"  # an audited real-time allow that the frontier model removed
 
 
 class DeadLetterReason(StrEnum):

@@ -149,7 +149,7 @@ async def queue_page(request: web.Request) -> web.StreamResponse:
         next_url=next_url,
         flt=flt,
         error=error,
-        reasons=["fallback", "escalate", "batch_flip", "appeal"],
+        reasons=["fallback", "escalate", "batch_flip", "appeal", "audit"],
         states=["open", "pending", "claimed", "decided", "all"],
     )
 
