@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import html
+import json
 import re
 import sys
 from collections.abc import Iterator
@@ -34,6 +36,8 @@ HELD_OUT = (
     "sms:test",
     "hatexplain:test",
     "jigsaw:test",
+    "convabuse:test",
+    "youtube:test",
 )
 
 
@@ -141,16 +145,51 @@ def _jigsaw(root: Path) -> Iterator[Example]:
             yield _make(row["comment_text"], "jigsaw", "test", labels, False)
 
 
+def _jsonl(path: Path) -> Iterator[dict[str, object]]:
+    if not path.is_file():
+        raise DataError(f"dataset file not found: {path}")
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except ValueError:
+                    raise DataError(f"{path}:{number}: not JSON") from None
+
+
+_CONVABUSE_SPLIT = {"train": "train", "valid": "dev", "test": "test"}
+
+
+def _convabuse(root: Path) -> Iterator[Example]:
+    """Chatbot inputs: ``abusive`` (rater majority) is the toxic label; hate and spam unknown."""
+    for row in _jsonl(root / "convabuse" / "convabuse_splits.jsonl"):
+        text = str(row["text"])
+        labels: Labels = (1 if row["abusive"] == 1 else 0, None, None)
+        yield _make(text, "convabuse", _CONVABUSE_SPLIT[str(row["split"])], labels, False)
+
+
+#: YouTube spam has no official split: one video is the test set, one the dev set (so both
+#: measure a video the model did not train on), the other three train.
+YOUTUBE_SPLIT = {"Shakira": "test", "KatyPerry": "dev"}
+
+
+def _youtube(root: Path) -> Iterator[Example]:
+    """YouTube comments: spam only. Its ham is not "non-toxic" (profane ham exists): masked."""
+    for row in _jsonl(root / "youtube_spam" / "youtube_spam_collection.jsonl"):
+        text = html.unescape(str(row["text"])).replace("\ufeff", "").strip()
+        labels: Labels = (None, None, 1 if row["CLASS"] == 1 else 0)
+        split = YOUTUBE_SPLIT.get(str(row["video"]), "train")
+        yield _make(text, "youtube", split, labels, False)
+
+
+LOADERS = (_davidson, _olid, _hateval, _hatexplain, _sms, _jigsaw, _convabuse, _youtube)
+
+
 def load_examples(root: Path = DEFAULT_DATA_DIR) -> list[Example]:
     """Every example of every dataset; held-out texts are removed from train and dev."""
     if not root.is_dir():
         raise DataError(f"data folder not found: {root} (pass --data-dir)")
-    examples = [
-        ex
-        for loader in (_davidson, _olid, _hateval, _hatexplain, _sms, _jigsaw)
-        for ex in loader(root)
-        if ex.text.strip()
-    ]
+    examples = [ex for loader in LOADERS for ex in loader(root) if ex.text.strip()]
     held = {normalize(ex.text).lower() for ex in examples if ex.split == "test"}
     return [ex for ex in examples if ex.split == "test" or normalize(ex.text).lower() not in held]
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,26 @@ def data_dir(tmp_path: Path) -> Path:
         "jigsaw_samples/hurelyyu_train_sample.csv",
         "id," + jig + "a,fine text,0,0,0,0,0,0\n",
     )
+    convabuse = [
+        {"split": "train", "text": "you are gay", "abusive": 1, "n_annotators": 3},
+        {"split": "valid", "text": "are you a thinking machine?", "abusive": 0},
+        {"split": "test", "text": "shut up bot", "abusive": 1},
+    ]
+    write(
+        tmp_path,
+        "convabuse/convabuse_splits.jsonl",
+        "".join(json.dumps(row) + "\n" for row in convabuse),
+    )
+    youtube = [
+        {"text": "check my channel &amp; subscribe\ufeff", "CLASS": 1, "video": "Psy"},
+        {"text": "Your a fucking bitch", "CLASS": 0, "video": "Shakira"},
+        {"text": "nice song", "CLASS": 0, "video": "KatyPerry"},
+    ]
+    write(
+        tmp_path,
+        "youtube_spam/youtube_spam_collection.jsonl",
+        "".join(json.dumps(row) + "\n" for row in youtube),
+    )
     return tmp_path
 
 
@@ -62,6 +83,25 @@ def test_labels_and_masks(data_dir: Path) -> None:
     spam = by_text["WIN cash"]
     assert spam.targets[2] == 1.0 and spam.weights == (0.0, 0.0, 1.0)
     assert by_text["you suck"].targets[0] == 1.0 and by_text["you suck"].split == "test"
+
+
+def test_convabuse_labels_abuse_only_with_its_own_splits(data_dir: Path) -> None:
+    by_text = {e.text: e for e in load_examples(data_dir) if e.dataset == "convabuse"}
+    abusive = by_text["you are gay"]
+    assert abusive.targets[0] == 1.0 and abusive.weights == (1.0, 0.0, 0.0)
+    assert abusive.split == "train"
+    assert by_text["are you a thinking machine?"].targets[0] == 0.0
+    assert by_text["are you a thinking machine?"].split == "dev"
+    assert by_text["shut up bot"].split == "test"
+
+
+def test_youtube_is_spam_only_unescaped_and_split_by_video(data_dir: Path) -> None:
+    by_text = {e.text: e for e in load_examples(data_dir) if e.dataset == "youtube"}
+    spam = by_text["check my channel & subscribe"]  # entities unescaped, BOM dropped
+    assert spam.targets[2] == 1.0 and spam.split == "train"
+    profane_ham = by_text["Your a fucking bitch"]
+    assert profane_ham.weights == (0.0, 0.0, 1.0)  # ham says nothing about toxicity
+    assert profane_ham.split == "test" and by_text["nice song"].split == "dev"
 
 
 def test_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
