@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipeline.config_audit import AuditSettings
 from pipeline.config_budget import BudgetSettings
 from pipeline.config_cost import CostSettings
 from pipeline.config_sections import FrontierSettings, ReplaySettings, ReviewSettings
@@ -25,7 +26,13 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(
-    FrontierSettings, ReplaySettings, ReviewSettings, BudgetSettings, CostSettings, BaseSettings
+    FrontierSettings,
+    ReplaySettings,
+    ReviewSettings,
+    BudgetSettings,
+    CostSettings,
+    AuditSettings,
+    BaseSettings,
 ):
     """Validated configuration. Build it with :func:`load_settings` to get readable errors."""
 

@@ -26,20 +26,32 @@ def ensure_model(
     return build(models_path, force=force, step=say)
 
 
-def load_model_and_policy(settings: Settings) -> tuple[Classifier, Policy]:
+def load_model(settings: Settings, model_dir: Path | None = None) -> Classifier:
+    """The classifier in ``model_dir`` (default: the settings' models folder), with the variant,
+    execution providers and threads from settings (a registered version loads the same way)."""
+    providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
+    return load_classifier(
+        model_dir or settings.models_path,
+        variant=settings.model_variant,
+        providers=providers,
+        threads=settings.onnx_threads,
+    )
+
+
+def load_model_and_policy(
+    settings: Settings, model_dir: Path | None = None
+) -> tuple[Classifier, Policy]:
     """The classifier (variant and providers from settings) and the policy in force.
 
     Every consumer of the model (real-time engines, replay, benchmarks) loads it here, so they
     all run the variant and execution providers an operator configured.
     """
-    providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
-    classifier = load_classifier(
-        settings.models_path,
-        variant=settings.model_variant,
-        providers=providers,
-        threads=settings.onnx_threads,
-    )
+    return load_model(settings, model_dir), load_policy_in_force(settings)
+
+
+def load_policy_in_force(settings: Settings) -> Policy:
+    """The policy from settings, with the language gate's model loaded when it has a gate."""
     policy = load_policy(settings.policy_path)
     if policy.languages is not None:
         load_language_model()  # the gate's model, before the first batch rather than in it
-    return classifier, policy
+    return policy

@@ -12,6 +12,7 @@ import click
 
 def runtime_commands() -> list[click.Command]:
     from modstream.commands import (
+        audit,
         cost,
         events,
         frontier,
@@ -33,6 +34,7 @@ def runtime_commands() -> list[click.Command]:
         *frontier.COMMANDS,
         *review.COMMANDS,
         *replay.COMMANDS,
+        *audit.COMMANDS,
         *cost.COMMANDS,
     ]
 

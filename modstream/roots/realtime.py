@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from functools import partial
 from typing import Protocol
 
 from classifiers.base import Classifier
@@ -20,11 +21,14 @@ from pipeline.core.backoff import BackoffPolicy
 from pipeline.core.policy import Policy
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.log import get_logger
-from pipeline.modelstore import load_model_and_policy
+from pipeline.modelstore import load_model, load_policy_in_force
 from pipeline.ops import OpsServer
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime.calibrate import calibrated_batch_limit
 from pipeline.realtime.config import RealtimeConfig
+from pipeline.registry.config import RegistryConfig
+from pipeline.registry.switch import ModelSwitch
+from pipeline.store.model_registry import PostgresModelRegistry
 from pipeline.store.pg import PostgresStore
 
 log = get_logger(__name__)
@@ -48,6 +52,7 @@ class _EngineFactory(Protocol):
         store: VerdictStore,
         publisher: EventPublisher,
         guard: DependencyGuard,
+        models: ModelSwitch | None = None,
     ) -> RealtimeEngine: ...
 
 
@@ -68,11 +73,19 @@ async def build_realtime(settings: Settings, stop: asyncio.Event) -> AsyncIterat
     Raises :class:`~pipeline.availability.OutageInterruptedError` if ``stop`` is set before the
     dependencies answered.
     """
-    classifier, policy = load_model_and_policy(settings)
+    store = await PostgresStore.open(settings.postgres_dsn.get_secret_value())
+    # The registry's active version if there is one (else the settings' model folder); the
+    # switch follows later promotions between micro-batches.
+    models = await ModelSwitch.start(
+        RegistryConfig.from_settings(settings),
+        PostgresModelRegistry(store.pool),
+        partial(load_model, settings),
+        stage="realtime",
+    )
+    classifier, policy = models.classifier, load_policy_in_force(settings)
     config = RealtimeConfig.from_settings(settings)
     if settings.realtime_calibrate_batch:
         config = replace(config, max_batch=calibrated_batch_limit(classifier, config.max_batch))
-    store = await PostgresStore.open(settings.postgres_dsn.get_secret_value())
     publisher = KafkaEventPublisher(settings)
     guard = DependencyGuard(
         "realtime",
@@ -86,6 +99,7 @@ async def build_realtime(settings: Settings, stop: asyncio.Event) -> AsyncIterat
         store=store,
         publisher=publisher,
         guard=guard,
+        models=models,
     )
     ops = OpsServer(
         settings.metrics_host, settings.realtime_metrics_port, readiness=engine.readiness
@@ -96,7 +110,7 @@ async def build_realtime(settings: Settings, stop: asyncio.Event) -> AsyncIterat
         await guard.call(publisher.start, what="connect to kafka", stop=stop)
         try:
             log.info("realtime.ready", engine=settings.realtime_engine, metrics_port=ops.port)
-            async with guard.probing():
+            async with guard.probing(), models.watching(stop):
                 yield engine
         finally:
             await publisher.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from rich.console import Console
@@ -22,7 +23,10 @@ from pipeline.config import Settings
 from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.config import ClientConfig
 from pipeline.kafka.producer import KafkaEventPublisher
-from pipeline.modelstore import load_model_and_policy
+from pipeline.modelstore import load_model, load_policy_in_force
+from pipeline.registry.config import RegistryConfig
+from pipeline.registry.switch import starting_model
+from pipeline.store.model_registry import PostgresModelRegistry
 from replay.config import ReplayConfig
 from replay.errors import ReplayError
 from replay.job import ReplayJob
@@ -65,18 +69,26 @@ async def run(
     Waits (at most ``replay_max_outage_seconds``) for Postgres and the broker to answer; a
     configuration error (bad credentials, missing tables) raises at once."""
     request = with_request_defaults(settings, request)
-    # Like the real-time stage: load the built model (k8s mounts it read-only); a missing model
-    # is a ModelNotFoundError telling the operator to run `modstream model build`.
-    classifier, policy = load_model_and_policy(settings)
     guard = ReplayGuard(
         max_outage_seconds=settings.replay_max_outage_seconds,
         backoff_cap_seconds=settings.outage_backoff_max_seconds,
     )
+    pool = await open_pool(settings.postgres_dsn.get_secret_value(), guard)
+    # Like the real-time stage: the registry's active version at job start, else the built model
+    # (k8s mounts both read-only); a missing model is a ModelNotFoundError telling the operator
+    # to run `modstream model build`.
     try:
-        pool = await open_pool(settings.postgres_dsn.get_secret_value(), guard)
+        loaded = await starting_model(
+            RegistryConfig.from_settings(settings),
+            PostgresModelRegistry(pool),
+            partial(load_model, settings),
+            stage="replay",
+        )
+        policy = load_policy_in_force(settings)
     except BaseException:
-        classifier.close()
+        await pool.close()
         raise
+    classifier = loaded.classifier
     publisher: KafkaEventPublisher | None = None
     frontier: FrontierClient | None = None
     batch_budget: BatchBudget | None = None

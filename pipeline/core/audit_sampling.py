@@ -38,7 +38,7 @@ import bisect
 import hashlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Default bin edges on the highest score of an allowed post.
 DEFAULT_EDGES: tuple[float, ...] = (0.05, 0.2, 0.4)
@@ -62,7 +62,7 @@ class SamplingPlan:
 
     edges: tuple[float, ...] = DEFAULT_EDGES
     rates: tuple[float, ...] = DEFAULT_RATES
-    key: str = "modstream-audit"
+    key: str = field(default="modstream-audit", repr=False)
 
     def __post_init__(self) -> None:
         if len(self.rates) != len(self.edges) + 1:

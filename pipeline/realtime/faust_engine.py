@@ -43,6 +43,7 @@ from pipeline.realtime import metrics
 from pipeline.realtime.batch import process_batch
 from pipeline.realtime.config import RealtimeConfig
 from pipeline.realtime.delivery import deliver, observe
+from pipeline.registry.switch import ModelSwitch
 
 __all__ = ["FaustRealtimeEngine", "faust_app"]
 
@@ -100,9 +101,11 @@ class FaustRealtimeEngine:
         store: VerdictStore,
         publisher: EventPublisher,
         guard: DependencyGuard,
+        models: ModelSwitch | None = None,
     ) -> None:
         self._config = config
         self._guard = guard
+        self._models = models  # switches to a promoted model version between batches
         self._stop: asyncio.Event | None = None
         self._classifier = classifier
         self._policy = policy
@@ -204,6 +207,8 @@ class FaustRealtimeEngine:
             events = cast("Sequence[EventT[bytes]]", batch)
             if self._failed.is_set():
                 return  # never ack anything after a failed batch; run() is stopping the app
+            if self._models is not None:  # one agent, one batch at a time: between batches
+                self._classifier = self._models.apply()
             try:
                 await self._handle(events)
             except OutageInterruptedError:

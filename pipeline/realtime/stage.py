@@ -31,6 +31,7 @@ from pipeline.realtime import metrics
 from pipeline.realtime.batch import BatchOutputs, process_batch
 from pipeline.realtime.config import RealtimeConfig
 from pipeline.realtime.delivery import deliver, observe
+from pipeline.registry.switch import ModelSwitch
 
 log = get_logger(__name__)
 
@@ -47,9 +48,11 @@ class RealtimeStage:
         store: VerdictStore,
         publisher: EventPublisher,
         guard: DependencyGuard,
+        models: ModelSwitch | None = None,
     ) -> None:
         self._config = config
         self._classifier = classifier
+        self._models = models  # switches to a promoted model version between batches
         self._policy = policy
         self._store = store
         self._publisher = publisher
@@ -90,6 +93,8 @@ class RealtimeStage:
                     await self._pause_while_down(stop)
                     continue
                 async with self.lock:
+                    if self._models is not None:  # between batches: no batch mixes versions
+                        self._classifier = self._models.apply()
                     if self._delivery is not None and self._delivery.done():
                         await self.finish_delivery()  # surfaces a failed delivery at once
                     messages = await self._collect(stop)
