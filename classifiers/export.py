@@ -248,6 +248,7 @@ def _build_locked(model_dir: Path, artifacts: Path, force: bool, say: Step) -> B
                 for k, v in meta["thresholds"].items()
             },
             "metrics": {"chosen": chosen, **meta["comparison"][chosen]},
+            **({"calibration": meta["calibration"]} if "calibration" in meta else {}),
             "parity": parity,
             "files": files,
             "source": {

@@ -22,6 +22,7 @@ import onnxruntime as ort
 import structlog
 
 from classifiers.base import ClassifierError, ModelNotFoundError, ProviderError
+from classifiers.calibration import apply as calibrate
 from classifiers.manifest import read_manifest
 from classifiers.tokenize import TextEncoder
 
@@ -123,6 +124,11 @@ class OnnxClassifier:
         self.labels: tuple[str, ...] = tuple(manifest["labels"])
         self.max_tokens: int = int(manifest["max_tokens"])
         self.thresholds: dict[str, dict[str, float]] = manifest.get("default_thresholds", {})
+        #: Per-label temperatures fitted on held-out sources (``training.json`` → manifest);
+        #: applied to every score, so a threshold means the same on every variant and platform.
+        self.temperatures: dict[str, float] = manifest.get("calibration", {}).get(
+            "temperatures", {}
+        )
         self._encoder = TextEncoder(model_dir / manifest["tokenizer"]["file"], self.max_tokens)
         order = tuple(providers) if providers else DEFAULT_PROVIDERS
         if not order:
@@ -219,7 +225,8 @@ class OnnxClassifier:
                     f"inference failed on a batch of {len(batch)}: {exc}"
                 ) from exc
             result[batch] = out
-        return np.clip(np.nan_to_num(result, nan=0.0), 0.0, 1.0)
+        clean = np.clip(np.nan_to_num(result, nan=0.0), 0.0, 1.0)
+        return calibrate(clean, self.labels, self.temperatures)
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
         rows = self.predict_array(texts)
