@@ -89,6 +89,11 @@ def up_to_date(model_dir: Path, artifacts: Path = ARTIFACTS_DIR) -> bool:
     return same_source and not mismatched_files(model_dir, manifest)
 
 
+def _lodo_headline(lodo: dict[str, Any]) -> dict[str, Any]:
+    """LODO figures for the manifest (the matrix stays in training.json)."""
+    return {k: v for k, v in lodo.items() if k not in {"matrix", "policy_per_source"}}
+
+
 def _export_fp32(model: Any, path: Path) -> None:
     import torch
 
@@ -249,6 +254,7 @@ def _build_locked(model_dir: Path, artifacts: Path, force: bool, say: Step) -> B
             },
             "metrics": {"chosen": chosen, **meta["comparison"][chosen]},
             **({"calibration": meta["calibration"]} if "calibration" in meta else {}),
+            **({"lodo": _lodo_headline(meta["lodo"])} if "lodo" in meta else {}),
             "parity": parity,
             "files": files,
             "source": {

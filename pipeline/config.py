@@ -19,6 +19,7 @@ from pipeline.config_audit import AuditSettings
 from pipeline.config_budget import BudgetSettings
 from pipeline.config_cost import CostSettings
 from pipeline.config_sections import FrontierSettings, ReplaySettings, ReviewSettings
+from pipeline.config_shadow import ShadowSettings
 from pipeline.errors import SettingsError
 
 ENV_PREFIX = "MODSTREAM_"
@@ -32,6 +33,7 @@ class Settings(
     BudgetSettings,
     CostSettings,
     AuditSettings,
+    ShadowSettings,
     BaseSettings,
 ):
     """Validated configuration. Build it with :func:`load_settings` to get readable errors."""
@@ -226,6 +228,7 @@ class Settings(
             self.topic_borderline: self.partitions_borderline,
             self.topic_review: self.partitions_review,
             self.topic_dead_letter: self.partitions_dead_letter,
+            self.topic_shadow: self.partitions_shadow,
         }
 
     def as_env(self) -> dict[str, str]:

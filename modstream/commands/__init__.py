@@ -18,13 +18,16 @@ def runtime_commands() -> list[click.Command]:
         frontier,
         migrate,
         model,
+        model_compare,
         model_labels,
         replay,
         review,
         run,
     )
 
-    del model_labels  # attaches `model export-labels` to the `model` group when imported
+    # Imported for their side effect: they attach `model export-labels` and `model compare` to
+    # the `model` group.
+    del model_compare, model_labels
 
     return [
         *events.COMMANDS,

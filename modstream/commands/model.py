@@ -193,9 +193,13 @@ def eval_cmd(
     except (ClassifierError, ValueError) as exc:
         raise _fail(exc) from exc
     Console(width=200).print(render_table(report))
+    from classifiers.eval_keys import eval_keys
+
+    report["figures"] = eval_keys(ctx.settings.models_path, data_dir or DEFAULT_DATA_DIR)
     if out_path is not None:
         out_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         click.echo(f"wrote {out_path}")
+    click.echo(json.dumps(report["figures"]))
 
 
 def _records(stream: IO[bytes], bad: list[int]) -> Iterator[tuple[str, str]]:

@@ -1,0 +1,47 @@
+"""The headline figures ``modstream model eval`` prints as its last JSON line.
+
+``lodo_mean_roc_auc``, ``lodo_min_roc_auc``, ``borderline_share`` (10 % harmful prior) and
+``remove_precision_min`` are **stored**: they come from the leave-one-dataset-out run that trained
+the model (``training.json`` → the built model's manifest, see :mod:`classifiers.lodo_run`);
+recomputing them means training one model per source. ``int8_posts_per_s`` is **measured** now,
+on this machine: the built int8 model over :func:`~classifiers.bench.sample_texts` at batch 128
+(what ``modstream bench classifier`` reports).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from classifiers.bench import measure, sample_texts
+from classifiers.manifest import read_manifest
+from classifiers.onnx import CPU, load_classifier
+
+STORED = ("lodo_mean_roc_auc", "lodo_min_roc_auc", "borderline_share", "remove_precision_min")
+BATCH = 128
+
+
+def int8_posts_per_s(model_dir: Path, texts: list[str]) -> float:
+    classifier = load_classifier(model_dir, variant="int8", providers=[CPU])
+    try:
+        return float(measure(classifier.predict_array, texts, BATCH)["posts_per_s"])
+    finally:
+        classifier.close()
+
+
+def eval_keys(model_dir: Path, data_dir: Path, n_texts: int = 2000) -> dict[str, Any]:
+    """Stored LODO figures of the built model and its int8 throughput measured here."""
+    manifest = read_manifest(model_dir)
+    lodo: dict[str, Any] = manifest.get("lodo") or {}
+    keys: dict[str, Any] = {name: lodo.get(name) for name in STORED}
+    keys["lodo_min_cell"] = lodo.get("lodo_min_cell")
+    keys["int8_posts_per_s"] = int8_posts_per_s(model_dir, sample_texts(data_dir, n_texts))
+    keys["model_version"] = manifest["version"]
+    keys["recomputed"] = ["int8_posts_per_s"]
+    keys["stored"] = list(STORED) if lodo else []
+    if not lodo:
+        keys["note"] = (
+            "this model was not trained by the LODO protocol: train one with"
+            " `python -m classifiers.lodo_run --out DIR`"
+        )
+    return keys

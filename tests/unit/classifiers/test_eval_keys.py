@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from classifiers.eval_keys import STORED, eval_keys
+from classifiers.manifest import MANIFEST
+from tests.unit.classifiers.test_data import data_dir
+
+__all__ = ["data_dir"]
+
+
+def with_manifest(model_dir: Path, target: Path, **extra: object) -> Path:
+    for item in model_dir.iterdir():
+        if item.is_file() and item.name != MANIFEST:
+            (target / item.name).symlink_to(item)
+    manifest = json.loads((model_dir / MANIFEST).read_text(encoding="utf-8"))
+    manifest.pop("lodo", None)
+    manifest.update(extra)
+    (target / MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    return target
+
+
+def test_stored_lodo_figures_and_a_measured_throughput(
+    model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    lodo = {"lodo_mean_roc_auc": 0.9, "lodo_min_roc_auc": 0.8, "lodo_min_cell": "olid:toxic"}
+    lodo |= {"borderline_share": 0.02, "remove_precision_min": 0.91}
+    keys = eval_keys(with_manifest(model_dir, tmp_path, lodo=lodo), data_dir, n_texts=20)
+    assert {k: keys[k] for k in STORED} == {k: lodo[k] for k in STORED}
+    assert keys["int8_posts_per_s"] > 0
+    assert keys["recomputed"] == ["int8_posts_per_s"] and keys["stored"] == list(STORED)
+
+
+def test_a_model_without_lodo_figures_says_how_to_get_them(
+    model_dir: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    keys = eval_keys(with_manifest(model_dir, tmp_path), data_dir, n_texts=20)
+    assert all(keys[k] is None for k in STORED)
+    assert "classifiers.lodo_run" in keys["note"] and keys["stored"] == []
