@@ -45,15 +45,25 @@ def traffic_weights(examples: Sequence[Example], n_labels: int, harmful_share: f
     return np.where(harmful, harmful_share / n_harmful, (1.0 - harmful_share) / n_clean)
 
 
-def _worst_precision(
-    examples: Sequence[Example], probs: Array, j: int, t: float
-) -> tuple[float, dict[str, float]]:
-    by_source: dict[str, float] = {}
+def _source_rows(examples: Sequence[Example], j: int) -> dict[str, tuple[list[int], Array]]:
+    """Per source: the rows that know label ``j`` and their targets."""
+    out: dict[str, tuple[list[int], Array]] = {}
     for source in sorted({e.dataset for e in examples}):
         rows = [i for i, e in enumerate(examples) if e.dataset == source and e.weights[j] >= 1.0]
-        if not rows:
-            continue
-        y = np.array([examples[i].targets[j] for i in rows])
+        if rows:
+            out[source] = (rows, np.array([examples[i].targets[j] for i in rows]))
+    return out
+
+
+def _worst_precision(
+    examples: Sequence[Example],
+    probs: Array,
+    j: int,
+    t: float,
+    known: dict[str, tuple[list[int], Array]] | None = None,
+) -> tuple[float, dict[str, float]]:
+    by_source: dict[str, float] = {}
+    for source, (rows, y) in (known if known is not None else _source_rows(examples, j)).items():
         precision, _, npred = precision_at(y, probs[rows, j], t)
         if npred >= MIN_JUDGED:
             by_source[source] = round(precision, 4)
@@ -103,16 +113,17 @@ def choose_thresholds(
         known = [i for i, e in enumerate(examples) if e.weights[j] >= 1.0]
         y = np.array([examples[i].targets[j] for i in known])
         p, p_all = probs[known, j], probs[:, j]
+        per_source_rows = _source_rows(examples, j)
         best_t, best_worst, achieved = float(REMOVE_GRID[-1]), -1.0, False
         for t in REMOVE_GRID:
-            worst, _ = _worst_precision(examples, probs, j, float(t))
+            worst, _ = _worst_precision(examples, probs, j, float(t), per_source_rows)
             if worst >= precision_target and precision_at(y, p, float(t))[2] >= 20:
                 best_t, achieved = float(t), True
                 break
             if worst > best_worst:
                 best_t, best_worst = float(t), worst
         remove_at = best_t
-        _, per_source = _worst_precision(examples, probs, j, remove_at)
+        _, per_source = _worst_precision(examples, probs, j, remove_at, per_source_rows)
         precision, recall, _ = precision_at(y, p, remove_at)
         thresholds[label] = {
             "remove_at": remove_at,
@@ -125,7 +136,7 @@ def choose_thresholds(
         rows = []
         for t in CURVE:
             precision, recall, _ = precision_at(y, p, t)
-            worst, _ = _worst_precision(examples, probs, j, t)
+            worst, _ = _worst_precision(examples, probs, j, t, per_source_rows)
             band = float(np.mean((p_all >= t) & (p_all < remove_at))) if t < remove_at else 0.0
             rows.append(
                 {
