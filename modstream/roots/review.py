@@ -27,6 +27,7 @@ from pipeline.log import get_logger
 from pipeline.ops import OpsServer
 from pipeline.review.accounts import Accounts
 from pipeline.review.aging import apply_aging
+from pipeline.review.audit_sample_view import AuditReader
 from pipeline.review.context import ReviewContext
 from pipeline.review.cost import CostReader
 from pipeline.review.gate import AnalysisGate
@@ -145,6 +146,7 @@ async def running_review(
             analysis_unavailable=unavailable,
             budget=budget,
             cost=CostReader(store.pool, CostConfig.from_settings(settings)),
+            audit=AuditReader(store.pool, settings.audit_edges),
         )
         runner = web.AppRunner(create_app(context), access_log=None)
         await runner.setup()

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from pipeline.log import get_logger
+from pipeline.review.audit_sample_view import parse_days
 from pipeline.review.context import CONTEXT, ReviewContext
 from pipeline.review.cost import parse_window
 from pipeline.review.errors import InvalidInputError, NotFoundError
@@ -169,6 +170,16 @@ async def lead_cost(request: web.Request) -> web.Response:
 
 
 @lead_only
+async def lead_audit(request: web.Request) -> web.Response:
+    """Audit estimates for the last ``?days=N`` UTC days (the lead dashboard's audit panel)."""
+    days = parse_days(request.query.get("days"))
+    reader = _ctx(request).audit
+    if reader is None:
+        raise NotFoundError("the audit panel is not configured in this app")
+    return reply(await reader.document(days))
+
+
+@lead_only
 async def create_user(request: web.Request) -> web.Response:
     body = await json_object(request)
     username = _text(body, "username", required=True) or ""
@@ -195,4 +206,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/appeals", appeal)
     app.router.add_get("/api/stats", stats)
     app.router.add_get("/api/lead/cost", lead_cost)
+    app.router.add_get("/api/lead/audit", lead_audit)
     app.router.add_post("/api/users", create_user)

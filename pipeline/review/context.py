@@ -11,6 +11,7 @@ from aiohttp import web
 from pipeline.budget.guards import StreamingBudget
 from pipeline.config import Settings
 from pipeline.review.accounts import Accounts, Session
+from pipeline.review.audit_sample_view import AuditReader
 from pipeline.review.cost import CostReader
 from pipeline.review.gate import AnalysisGate
 from pipeline.review.limits import ReviewLimits, Transport
@@ -41,6 +42,8 @@ class ReviewContext:
     """The daily cap of streamed analyses shared by replicas (None: no cap)."""
     cost: CostReader | None = None
     """The lead dashboard's cost panel (None: no panel, and ``/api/lead/cost`` answers 404)."""
+    audit: AuditReader | None = None
+    """The lead dashboard's audit panel (None: no panel, and ``/api/lead/audit`` answers 404)."""
 
 
 CONTEXT = web.AppKey("review_context", ReviewContext)

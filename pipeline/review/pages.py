@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from pipeline.log import get_logger
+from pipeline.review.audit_sample_view import audit_panel
 from pipeline.review.context import CONTEXT, SESSION, ReviewContext
 from pipeline.review.cost import CostWindow
 from pipeline.review.cost_view import panel
@@ -183,7 +184,8 @@ async def lead_page(request: web.Request) -> web.StreamResponse:
     shown = request.query.get("cost", CostWindow.TODAY.value)
     if shown not in {w.value for w in CostWindow}:
         shown = CostWindow.TODAY.value
-    return render(request, "lead.html", stats=stats, cost=panels, cost_shown=shown)
+    audit = audit_panel(await ctx.audit.document()) if ctx.audit is not None else None
+    return render(request, "lead.html", stats=stats, cost=panels, cost_shown=shown, audit=audit)
 
 
 def add_routes(app: web.Application) -> None:

@@ -6,7 +6,10 @@ Two sources, each line saying which (see :mod:`classifiers.teacher` for how trai
 - ``frontier``: verdicts the frontier model gave in real time (stage ``frontier``) or through
   Message Batches (stage ``batch`` with provider tokens; a replay's re-scores have none), joined
   with the post's text. Escalations and fallbacks are not labels. Verdicts from before the cost
-  ledger (migration 0006) carry no tokens and are not exported.
+  ledger (migration 0006) carry no tokens and are not exported;
+- ``frontier`` marked ``"audit": true``: the answers of the nightly audit of real-time ``allow``
+  decisions (``audit_samples``, :mod:`replay.audit_sample`), the traffic the classifier gets
+  wrong as well as right. A removal's batch decision is exported once, as the audit's label.
 
 Simulated answers (``verdicts.simulated``) are left out unless ``include_simulated``; when asked
 for, they are exported marked ``"simulated": true`` and training still skips them by default.
@@ -39,7 +42,19 @@ WHERE v.stage IN ('frontier', 'batch') AND v.verdict IN ('allow', 'remove')
   AND v.input_tokens + v.cache_read_tokens + v.cache_write_tokens > 0
   AND ($1::timestamptz IS NULL OR v.decided_at >= $1)
   AND ($2 OR NOT v.simulated)
+  AND NOT EXISTS (SELECT 1 FROM audit_samples a WHERE a.decision_id = v.decision_id)
 ORDER BY v.decided_at, v.decision_id
+"""
+
+_AUDIT = """
+SELECT a.post_id, p.text, a.categories, a.frontier_verdict AS verdict, a.audited_at,
+       coalesce(a.decision_id, a.source_decision_id) AS decision_id, a.frontier_model,
+       a.policy_version, a.stratum, a.inclusion_probability, a.simulated
+FROM audit_samples a JOIN posts p ON p.post_id = a.post_id
+WHERE a.frontier_verdict IN ('allow', 'remove')
+  AND ($1::timestamptz IS NULL OR a.audited_at >= $1)
+  AND ($2 OR NOT a.simulated)
+ORDER BY a.audited_at, a.post_id
 """
 
 
@@ -55,7 +70,7 @@ async def export_teacher_labels(
     include_simulated: bool = False,
 ) -> dict[str, int]:
     """Write the labels; returns how many per provenance (and simulated ones written)."""
-    counts = {"human": 0, "frontier": 0, "simulated": 0}
+    counts = {"human": 0, "frontier": 0, "audit": 0, "simulated": 0}
     with translated():
         async with pool.acquire() as conn, conn.transaction():
             async for row in conn.cursor(_HUMAN, since, prefetch=500):
@@ -97,5 +112,30 @@ async def export_teacher_labels(
                     )
                 )
                 counts["frontier"] += 1
+                counts["simulated"] += int(row["simulated"])
+            async for row in conn.cursor(_AUDIT, since, include_simulated, prefetch=500):
+                out.write(
+                    _line(
+                        {
+                            "post_id": row["post_id"],
+                            "text": row["text"],
+                            "verdict": row["verdict"],
+                            "categories": list(row["categories"]),
+                            "provenance": "frontier",
+                            "weight": PROVENANCE_WEIGHT["frontier"],
+                            "decided_at": row["audited_at"].isoformat(),
+                            "decision_id": row["decision_id"],
+                            "stage": "batch",
+                            "model_version": row["frontier_model"],
+                            "policy_version": row["policy_version"],
+                            "simulated": row["simulated"],
+                            "audit": True,
+                            "audit_stratum": row["stratum"],
+                            "inclusion_probability": row["inclusion_probability"],
+                        }
+                    )
+                )
+                counts["frontier"] += 1
+                counts["audit"] += 1
                 counts["simulated"] += int(row["simulated"])
     return counts
