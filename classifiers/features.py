@@ -52,6 +52,8 @@ class FeatureCache:
     states: npt.NDArray[np.float16]  # (total tokens, hidden) float16
     offsets: npt.NDArray[np.int64]  # (n + 1,) row i's tokens are states[offsets[i]:offsets[i+1]]
     boundary: int
+    #: Fingerprint of the texts, splits and encoder boundary the features were computed for.
+    tag: str = ""
 
     def tokens(self, i: int) -> npt.NDArray[np.float16]:
         return self.states[self.offsets[i] : self.offsets[i + 1]]
@@ -117,7 +119,9 @@ def load_or_build(
     if path.is_file():
         say(f"features: reading {path}")
         with np.load(path) as saved:
-            return FeatureCache(rows, saved["pooled"], saved["states"], saved["offsets"], boundary)
+            return FeatureCache(
+                rows, saved["pooled"], saved["states"], saved["offsets"], boundary, tag
+            )
     token_ids = TextEncoder(base_model_dir() / "tokenizer.json", max_tokens).encode(
         [e.text for e in rows]
     )
@@ -133,4 +137,4 @@ def load_or_build(
     meta["seconds"] = round(time.monotonic() - started, 1)
     path.with_suffix(".json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
     say(f"features: {len(rows)} texts in {meta['seconds']}s -> {path}")
-    return FeatureCache(rows, pooled, flat, offsets, boundary)
+    return FeatureCache(rows, pooled, flat, offsets, boundary, tag)

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from collections import Counter
@@ -33,6 +34,7 @@ from classifiers.encoder import BASE_MODEL_NAME
 from classifiers.features import FeatureCache, load_or_build, sample_per_source
 from classifiers.lodo import (
     BORDERLINE_BUDGET,
+    LodoRun,
     calibrated,
     run,
     sources_with,
@@ -83,10 +85,23 @@ def full_finetune_step_seconds(cache: FeatureCache, batch: int = 32, steps: int 
     return round(float(np.median(times[1:])), 3)
 
 
+def _logits_path(cache_dir: Path, cache: FeatureCache, recipe: Recipe, seed: int) -> Path:
+    key = json.dumps([cache.tag, seed, asdict(recipe)], sort_keys=True)
+    return cache_dir / f"lodo-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
 def compare(
-    cache: FeatureCache, recipes: Sequence[Recipe], seed: int, budget: float
+    cache: FeatureCache,
+    recipes: Sequence[Recipe],
+    seed: int,
+    budget: float,
+    cache_dir: Path,
 ) -> dict[str, Any]:
-    """LODO summary per recipe (every source with a label that has both classes is a fold)."""
+    """LODO summary per recipe (every source with a label that has both classes is a fold).
+
+    Each recipe's out-of-source logits are kept in ``cache_dir`` (keyed by the feature cache,
+    seed and recipe), so a rerun only summarises.
+    """
     from classifiers.model import load_encoder
 
     sources = sources_with(cache.examples, LABELS)
@@ -95,7 +110,14 @@ def compare(
         encoder.train(False)
     results: dict[str, Any] = {}
     for recipe in recipes:
-        lodo = run(cache, recipe, sources, seed, encoder, _say)
+        path = _logits_path(cache_dir, cache, recipe, seed)
+        if path.is_file():
+            with np.load(path) as saved:
+                lodo = LodoRun(recipe, saved["logits"], json.loads(str(saved["seconds"])))
+            _say(f"lodo {recipe.name}: read {path}")
+        else:
+            lodo = run(cache, recipe, sources, seed, encoder, _say)
+            np.savez(path, logits=lodo.logits, seconds=json.dumps(lodo.seconds_per_fold))
         summary = summarise(cache.examples, lodo, budget)
         summary["config"] = asdict(recipe)
         results[recipe.name] = {"summary": summary, "logits": lodo.logits}
@@ -203,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.measure_full_step:
         extra["full_finetune_step_seconds"] = full_finetune_step_seconds(cache)
         _say(f"full fine-tuning: {extra['full_finetune_step_seconds']}s per step of 32")
-    results = compare(cache, recipes, args.seed, args.budget)
+    results = compare(cache, recipes, args.seed, args.budget, args.cache_dir)
     if args.report is not None:
         doc = {name: r["summary"] for name, r in results.items()} | {"_extra": extra}
         args.report.parent.mkdir(parents=True, exist_ok=True)
