@@ -28,6 +28,8 @@ from pipeline.realtime.calibrate import calibrated_batch_limit
 from pipeline.realtime.config import RealtimeConfig
 from pipeline.registry.config import RegistryConfig
 from pipeline.registry.switch import ModelSwitch
+from pipeline.shadow.load import open_shadow
+from pipeline.shadow.scorer import ShadowScorer
 from pipeline.store.model_registry import PostgresModelRegistry
 from pipeline.store.pg import PostgresStore
 
@@ -53,6 +55,7 @@ class _EngineFactory(Protocol):
         publisher: EventPublisher,
         guard: DependencyGuard,
         models: ModelSwitch | None = None,
+        shadow: ShadowScorer | None = None,
     ) -> RealtimeEngine: ...
 
 
@@ -86,6 +89,8 @@ async def build_realtime(settings: Settings, stop: asyncio.Event) -> AsyncIterat
     config = RealtimeConfig.from_settings(settings)
     if settings.realtime_calibrate_batch:
         config = replace(config, max_batch=calibrated_batch_limit(classifier, config.max_batch))
+    # MODSTREAM_SHADOW_MODEL: a candidate scored next to the live model, with no effect on it.
+    shadow = await open_shadow(settings, live_policy=policy)
     publisher = KafkaEventPublisher(settings)
     guard = DependencyGuard(
         "realtime",
@@ -100,6 +105,7 @@ async def build_realtime(settings: Settings, stop: asyncio.Event) -> AsyncIterat
         publisher=publisher,
         guard=guard,
         models=models,
+        shadow=shadow,
     )
     ops = OpsServer(
         settings.metrics_host, settings.realtime_metrics_port, readiness=engine.readiness
@@ -115,5 +121,7 @@ async def build_realtime(settings: Settings, stop: asyncio.Event) -> AsyncIterat
         finally:
             await publisher.stop()
     finally:
+        if shadow is not None:
+            await shadow.close()
         await ops.stop()
         await store.close()

@@ -32,10 +32,18 @@ from pipeline.log import get_logger
 MAX_REPLICATION_FACTOR = 3
 _TOPIC_ALREADY_EXISTS = 36
 _DAY_MS = 24 * 3600 * 1000
-RETENTION_DAYS = {"posts": 7, "decisions": 30, "borderline": 3, "review": 30, "dead_letter": 30}
+RETENTION_DAYS = {
+    "posts": 7,
+    "decisions": 30,
+    "borderline": 3,
+    "review": 30,
+    "dead_letter": 30,
+    "shadow": 30,
+}
 """How long each topic keeps records. Ingest and decisions cover a week of re-processing and a
 month of downstream catch-up; borderline requests are useless after their 5 s deadline, 3 days
-covers a long frontier outage; review items and dead letters are read by people."""
+covers a long frontier outage; review items and dead letters are read by people; shadow
+decisions cover a month of candidate comparison."""
 
 log = get_logger(__name__)
 
@@ -53,6 +61,7 @@ def topic_configs(settings: Settings, replicas: int) -> dict[str, dict[str, str]
         settings.topic_borderline: "borderline",
         settings.topic_review: "review",
         settings.topic_dead_letter: "dead_letter",
+        settings.topic_shadow: "shadow",
     }
     return {
         name: {

@@ -44,6 +44,7 @@ from pipeline.realtime.batch import process_batch
 from pipeline.realtime.config import RealtimeConfig
 from pipeline.realtime.delivery import deliver, observe
 from pipeline.registry.switch import ModelSwitch
+from pipeline.shadow.scorer import ShadowScorer
 
 __all__ = ["FaustRealtimeEngine", "faust_app"]
 
@@ -102,8 +103,10 @@ class FaustRealtimeEngine:
         publisher: EventPublisher,
         guard: DependencyGuard,
         models: ModelSwitch | None = None,
+        shadow: ShadowScorer | None = None,
     ) -> None:
         self._config = config
+        self._shadow = shadow  # a candidate scored after each delivery, with no effect
         self._guard = guard
         self._models = models  # switches to a promoted model version between batches
         self._stop: asyncio.Event | None = None
@@ -245,6 +248,8 @@ class FaustRealtimeEngine:
             dead_letter_max_bytes=self._config.dead_letter_max_bytes,
         )
         self.processed += len(messages)
+        if self._shadow is not None:  # after delivery: never ahead of the live decisions
+            self._shadow.submit(outputs.posts, outputs.decisions)
         observe(outputs, engine="faust")
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         structlog.contextvars.clear_contextvars()

@@ -32,6 +32,7 @@ from pipeline.realtime.batch import BatchOutputs, process_batch
 from pipeline.realtime.config import RealtimeConfig
 from pipeline.realtime.delivery import deliver, observe
 from pipeline.registry.switch import ModelSwitch
+from pipeline.shadow.scorer import ShadowScorer
 
 log = get_logger(__name__)
 
@@ -49,8 +50,10 @@ class RealtimeStage:
         publisher: EventPublisher,
         guard: DependencyGuard,
         models: ModelSwitch | None = None,
+        shadow: ShadowScorer | None = None,
     ) -> None:
         self._config = config
+        self._shadow = shadow  # a candidate scored after each hand-off, with no effect
         self._classifier = classifier
         self._models = models  # switches to a promoted model version between batches
         self._policy = policy
@@ -197,6 +200,8 @@ class RealtimeStage:
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
         await self.finish_delivery()
         self._delivery = asyncio.create_task(self._deliver(messages, outputs, started))
+        if self._shadow is not None:  # after the hand-off: never ahead of the live decisions
+            self._shadow.submit(outputs.posts, outputs.decisions)
 
     async def finish_delivery(self) -> None:
         """Wait until the batch in delivery is written, published and committed (or raise)."""

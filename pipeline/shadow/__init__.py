@@ -1,0 +1,1 @@
+"""Shadow mode: a candidate model and policy scored next to the live ones, with no effect."""
