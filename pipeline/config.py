@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pipeline.config_audit import AuditSettings
 from pipeline.config_budget import BudgetSettings
 from pipeline.config_cost import CostSettings
+from pipeline.config_registry import RegistrySettings
 from pipeline.config_sections import FrontierSettings, ReplaySettings, ReviewSettings
 from pipeline.config_shadow import ShadowSettings
 from pipeline.errors import SettingsError
@@ -33,6 +34,7 @@ class Settings(
     BudgetSettings,
     CostSettings,
     AuditSettings,
+    RegistrySettings,
     ShadowSettings,
     BaseSettings,
 ):

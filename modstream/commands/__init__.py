@@ -20,14 +20,15 @@ def runtime_commands() -> list[click.Command]:
         model,
         model_compare,
         model_labels,
+        model_registry,
         replay,
         review,
         run,
     )
 
-    # Imported for their side effect: they attach `model export-labels` and `model compare` to
-    # the `model` group.
-    del model_compare, model_labels
+    # Imported for their side effect: they attach `model export-labels`, `model compare` and
+    # `model register`, `promote`, `rollback`, `list` to the `model` group.
+    del model_compare, model_labels, model_registry
 
     return [
         *events.COMMANDS,
