@@ -198,10 +198,11 @@ def compare_cmd(
     start, end = parse_when(since, now=now), parse_when(until, now=now)
     if end <= start:
         raise click.BadParameter(f"--until ({end.isoformat()}) must be after --since")
+    settings = ctx.settings  # configures logging; then keep stdout for the report
     stderr_logs()
     doc = asyncio.run(
         _document(
-            ctx.settings,
+            settings,
             since=start,
             until=end,
             backtest_dir=backtest_dir,
