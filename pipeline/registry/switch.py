@@ -67,9 +67,16 @@ class LoadedModel:
     source: str
 
 
-def _load_registered(model: RegisteredModel, load: Loader) -> LoadedModel:
-    """Verify the version's files against the registry row, then load it (blocking)."""
-    path = Path(model.path)
+def _load_registered(model: RegisteredModel, load: Loader, files: Path) -> LoadedModel:
+    """Verify the version's files against the registry row, then load it (blocking).
+
+    The files are read from this process's registry folder (``<files>/<version>``), so the
+    shared volume may be mounted at another path than where the version was registered; the
+    recorded path is the fallback.
+    """
+    path = files / model.version
+    if not path.is_dir():
+        path = Path(model.path)
     identity = verified_identity(path, model.manifest_sha256)
     classifier = load(path)
     if classifier.model_version != identity.version:
@@ -117,7 +124,7 @@ async def starting_model(
     active = await _active_or_none(source, stage=stage)
     if active is not None:
         try:
-            loaded = await asyncio.to_thread(_load_registered, active, load)
+            loaded = await asyncio.to_thread(_load_registered, active, load, config.files)
         except Exception as exc:  # noqa: BLE001 - any load failure falls back, as documented
             SWITCHES.labels("failed").inc()
             log.error("model.load_failed", stage=stage, version=active.version, error=str(exc))
@@ -138,14 +145,15 @@ class ModelSwitch:
         *,
         source: ActiveModelSource,
         load: Loader,
-        poll_seconds: float,
+        config: RegistryConfig,
         stage: str,
     ) -> None:
         self._current = current
         self._ready: LoadedModel | None = None
         self._source = source
         self._load = load
-        self._poll_seconds = poll_seconds
+        self._files = config.files
+        self._poll_seconds = config.poll_seconds
         self._stage = stage
 
     @classmethod
@@ -154,7 +162,7 @@ class ModelSwitch:
     ) -> ModelSwitch:
         """A switch over the model a stage starts with (:func:`starting_model`)."""
         current = await starting_model(config, source, load, stage=stage)
-        return cls(current, source=source, load=load, poll_seconds=config.poll_seconds, stage=stage)
+        return cls(current, source=source, load=load, config=config, stage=stage)
 
     @property
     def classifier(self) -> Classifier:
@@ -177,7 +185,7 @@ class ModelSwitch:
             return False
         log.info("model.loading", stage=self._stage, version=active.version)
         try:
-            self._ready = await asyncio.to_thread(_load_registered, active, self._load)
+            self._ready = await asyncio.to_thread(_load_registered, active, self._load, self._files)
         except Exception as exc:  # noqa: BLE001 - a failed load must never end the stage
             SWITCHES.labels("failed").inc()
             log.error(

@@ -152,16 +152,22 @@ async def test_promotion_and_rollback_switch_a_running_stage_mid_stream(
     first = await register(
         settings, model_version_copy(model_dir, tmp_path / "a", f"{base}-a"), promote=True
     )
-    second = await register(
-        settings, model_version_copy(model_dir, tmp_path / "b", f"{base}-b"), promote=False
-    )
+    second = f"{base}-b"
+    second_dir = model_version_copy(model_dir, tmp_path / "b", second)
+    evaluation = tmp_path / "eval.txt"
+    evaluation.write_text('evaluating...\n{"lodo_min_roc_auc": 0.86, "borderline_share": 0.02}\n')
 
     stage = StageProcess(settings, "realtime", tmp_path)
     stage.start()
     run = uuid.uuid4().hex[:8]
     stop = asyncio.Event()
     try:
-        await stage.wait_ready()
+        # The operator registers the second version (the CLI) while the stage starts.
+        registered, _ = await asyncio.gather(
+            cli(settings, "model", "register", str(second_dir), "--eval", str(evaluation)),
+            stage.wait_ready(),
+        )
+        assert f"{second} registered" in registered
         producer = asyncio.create_task(stream(settings, run, stop))
         await wait_for_version(settings, run, first, after=0)
         await cli(settings, "model", "promote", second, "--by", "ops", "--reason", "better auc")
@@ -223,6 +229,11 @@ async def test_promotion_and_rollback_switch_a_running_stage_mid_stream(
         (second, False),
     ]
     assert listed["versions"][0]["evaluation"] == {"auc": 0.9}
+    assert listed["versions"][1]["evaluation"] == {
+        "lodo_min_roc_auc": 0.86,
+        "borderline_share": 0.02,
+    }
+    assert listed["versions"][1]["path"] == str(tmp_path / "registry" / second)
     assert [(h["action"], h["version"], h["replaced"], h["by"]) for h in listed["history"]] == [
         ("promote", first, None, "test"),
         ("promote", second, first, "ops"),

@@ -134,3 +134,15 @@ async def test_a_failed_load_or_an_outage_keeps_the_current_model(tmp_path: Path
     registry.down = True
     assert not await switch.check()
     assert switch.apply().model_version == "built-1"
+
+
+async def test_a_stage_reads_a_version_from_its_own_registry_folder(tmp_path: Path) -> None:
+    """The shared volume may be mounted elsewhere than where the version was registered."""
+    registry = Registry()
+    cfg = config(tmp_path)
+    _, identity = copy_into_registry(model_folder(tmp_path / "src", "v3"), cfg.files)
+    registry.row = RegisteredModel(
+        "v3", identity.manifest_sha256, "/elsewhere/v3", None, datetime.now(UTC), "t"
+    )
+    started = await starting_model(cfg, registry, load, stage="t")
+    assert (started.identity.version, started.source) == ("v3", "registry")
