@@ -2,6 +2,7 @@
 
 A lead logs in, opens the dashboard and walks the three window tabs (by mouse and by arrow
 keys): each shows the pure-frontier ratio, one row per mode with its chart, and the price line.
+Below it, the audit panel shows the last 7 days' false-negative estimate.
 """
 
 from __future__ import annotations
@@ -82,6 +83,13 @@ async def test_a_lead_sees_the_cost_panel_for_each_window(
 
         await page.goto("/lead?cost=30d")  # the tab links work without script too
         await _check_window(page, "30d")
+
+        # The audit panel below it: the window's row, whatever the shared database holds.
+        await expect(page.locator("#audit-title")).to_have_text("Audit of allowed posts")
+        overall = page.locator('#audit tr[data-audit-row="last 7 days"]')
+        await expect(overall.locator('[data-field="fn_rate"]')).to_have_text(
+            re.compile(r"^n/a$|^[\d.]+% \([\d.]+% to [\d.]+%\)$")
+        )
     finally:
         await context.close()
     assert errors == [], "no script or CSP errors"
