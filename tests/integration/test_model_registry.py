@@ -24,10 +24,12 @@ import aiohttp
 import pytest
 
 from classifiers.manifest import MANIFEST, TOKENIZER_FILES, read_manifest, sha256_file
+from modstream.roots.replay import run as replay_run
 from pipeline.config import Settings
 from pipeline.registry.files import copy_into_registry
 from pipeline.store.model_registry import PostgresModelRegistry
 from pipeline.store.pg import PostgresStore
+from replay.request import ReplayRequest
 from schemas import DecisionEvent, decode
 from tests.fixtures.databases import own_database
 from tests.fixtures.services import (
@@ -221,8 +223,30 @@ async def test_promotion_and_rollback_switch_a_running_stage_mid_stream(
     assert 'modstream_model_switches_total{result="ok"} 2.0' in metrics
     assert f'version="{first}"' in metrics.split("modstream_model_active_info", 1)[1]
 
+    # Nothing left to roll back to: a clear error and exit 1 (the history below is unchanged).
+    failed, text = await asyncio.gather(
+        asyncio.to_thread(
+            subprocess.run,
+            [MODSTREAM, "model", "rollback"],
+            env=settings_env(settings),
+            capture_output=True,
+            text=True,
+            check=False,
+        ),
+        cli(settings, "model", "list"),
+    )
+    assert failed.returncode == 1
+    assert "nothing to roll back to" in failed.stderr and "modstream model promote" in failed.stderr
+    assert f"* {first}" in text and f"  {second}" in text
+
+    # A replay uses the version active when it starts (not the settings' folder, `base`), and
     # `model list` shows both versions, the active one marked, and the whole history.
-    listed = json.loads(await cli(settings, "model", "list", "--json"))
+    report, listing = await asyncio.gather(
+        replay_run(settings, ReplayRequest(id_prefix=f"reg-{run}-", dry_run=True, progress=False)),
+        cli(settings, "model", "list", "--json"),
+    )
+    assert report["model_version"] == first
+    listed = json.loads(listing)
     assert listed["active"] == first
     assert [(v["version"], v["active"]) for v in listed["versions"]] == [
         (first, True),
@@ -239,17 +263,3 @@ async def test_promotion_and_rollback_switch_a_running_stage_mid_stream(
         ("promote", second, first, "ops"),
         ("rollback", first, second, "ops"),
     ]
-    text = await cli(settings, "model", "list")
-    assert f"* {first}" in text and f"  {second}" in text
-
-    # Nothing left to roll back to: a clear error, exit 1, and the history is unchanged.
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [MODSTREAM, "model", "rollback"],
-        env=settings_env(settings),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 1
-    assert "nothing to roll back to" in done.stderr and "modstream model promote" in done.stderr
