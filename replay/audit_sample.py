@@ -59,7 +59,15 @@ log = get_logger(__name__)
 
 Publish = Callable[[Sequence[DecisionEvent], Sequence[ReviewItem]], Awaitable[None]]
 
-__all__ = ["AuditJob", "AuditLimits", "AuditRequest", "AuditTally"]
+__all__ = [
+    "AuditJob",
+    "AuditLimits",
+    "AuditOutputs",
+    "AuditRequest",
+    "AuditTally",
+    "SampledPost",
+    "apply_answer",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,27 +127,31 @@ class AuditTally:
 
 
 @dataclass(frozen=True, slots=True)
-class _Sampled:
+class SampledPost:
+    """An allowed decision the plan picked, with the post's text."""
+
     decision: AllowedDecision
     pick: Pick
     text: str
 
 
 @dataclass(slots=True)
-class _Applied:
+class AuditOutputs:
+    """What one batch's results store, publish and enqueue."""
+
     results: list[AuditResult] = field(default_factory=list)
     decisions: list[DecisionEvent] = field(default_factory=list)
     reviews: list[ReviewItem] = field(default_factory=list)
 
 
 def apply_answer(
-    sampled: _Sampled,
+    sampled: SampledPost,
     result: BatchResult,
     *,
     model: str,
     simulated: bool,
     decided_at: datetime,
-    out: _Applied,
+    out: AuditOutputs,
     tally: AuditTally,
 ) -> None:
     """One batch result: the audit row, and a batch decision and/or review item (pure)."""
@@ -262,7 +274,7 @@ class AuditJob:
         )
         return report
 
-    async def _select(self) -> list[_Sampled]:
+    async def _select(self) -> list[SampledPost]:
         picked: list[tuple[AllowedDecision, Pick]] = []
         after: str | None = None
         with progress_bar(self._console, enabled=self._req.progress) as progress:
@@ -299,10 +311,10 @@ class AuditJob:
             if text is None:
                 self.tally.no_text += 1
                 continue
-            out.append(_Sampled(decision, pick, text))
+            out.append(SampledPost(decision, pick, text))
         return out
 
-    async def _send(self, sampled: list[_Sampled], client: BatchClient) -> None:
+    async def _send(self, sampled: list[SampledPost], client: BatchClient) -> None:
         by_id = {s.decision.decision_id: s for s in sampled}
         overhead = request_overhead_bytes(self._limits.max_rationale_chars)
         sizes = [request_bytes(s.text, overhead) for s in sampled]
@@ -337,8 +349,10 @@ class AuditJob:
                 progress.update(task, description="audit: message batches")
                 progress.advance(task, len(items))
 
-    async def _apply(self, batch_id: str, by_id: dict[str, _Sampled], client: BatchClient) -> None:
-        out = _Applied()
+    async def _apply(
+        self, batch_id: str, by_id: dict[str, SampledPost], client: BatchClient
+    ) -> None:
+        out = AuditOutputs()
         now = datetime.now(UTC)
 
         async def read() -> list[BatchResult]:
