@@ -1,6 +1,7 @@
 """The model registry with a running real-time stage (``modstream run realtime``), real Kafka and
 Postgres, and the CLI as an operator runs it: a promotion switches the stage mid-stream, a
-rollback switches it back, and `model list` shows the history.
+rollback switches it back, `model list` shows the history and a replay starts with the active
+version. The faust engine gets a leaner run of the same switch (one in-process promotion).
 
 The two versions are REAL models: copies of the built model folder (its int8 variant and
 tokenizer) whose manifest names another version, with the manifest's file list and the registry's
@@ -26,6 +27,7 @@ import pytest
 from classifiers.manifest import MANIFEST, TOKENIZER_FILES, read_manifest, sha256_file
 from modstream.roots.replay import run as replay_run
 from pipeline.config import Settings
+from pipeline.core.model_registry import promotion
 from pipeline.registry.files import copy_into_registry
 from pipeline.store.model_registry import PostgresModelRegistry
 from pipeline.store.pg import PostgresStore
@@ -70,33 +72,39 @@ def model_version_copy(built: Path, target: Path, version: str) -> Path:
 
 async def register(settings: Settings, folder: Path, *, promote: bool) -> str:
     """Register (and promote) a version in-process, as `model register` / `promote` would."""
-    from pipeline.core.model_registry import promotion
-
     target, identity = copy_into_registry(folder, settings.model_registry_dir or Path())
     store = await PostgresStore.open(settings.postgres_dsn.get_secret_value(), max_size=1)
     try:
         registry = PostgresModelRegistry(store.pool)
         await registry.register(identity, path=str(target), evaluation={"auc": 0.9}, by="test")
-        if promote:
-            await registry.append(
-                lambda registered, history: promotion(
-                    identity.version, registered=registered, history=history, by="test"
-                )
-            )
     finally:
         await store.close()
+    if promote:
+        await promote_in_process(settings, identity.version)
     return identity.version
 
 
+async def promote_in_process(settings: Settings, version: str) -> None:
+    store = await PostgresStore.open(settings.postgres_dsn.get_secret_value(), max_size=1)
+    try:
+        await PostgresModelRegistry(store.pool).append(
+            lambda registered, history: promotion(
+                version, registered=registered, history=history, by="test"
+            )
+        )
+    finally:
+        await store.close()
+
+
 async def stream(settings: Settings, run: str, stop: asyncio.Event) -> list[str]:
-    """Produce a post every 40 ms until ``stop``; returns their ids in order."""
+    """Produce a post every 50 ms until ``stop``; returns their ids in order."""
     ids: list[str] = []
     while not stop.is_set():
         post_id = f"reg-{run}-{len(ids):05d}"
         document = post_document(post_id, TEXTS[len(ids) % len(TEXTS)])
         await produce_raw(settings, list(jsonl([document])), key_prefix=post_id)
         ids.append(post_id)
-        await asyncio.sleep(0.04)
+        await asyncio.sleep(0.05)
     return ids
 
 
@@ -114,6 +122,38 @@ async def wait_for_version(settings: Settings, run: str, version: str, *, after:
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"no post decided by {version} within 60 s")
+
+
+async def version_runs(settings: Settings, post_ids: list[str], versions: set[str]) -> list[str]:
+    """Check that every post has exactly one verdict and each non-borderline one exactly one
+    decision event, and that no batch mixes versions; returns the versions in decision order,
+    each run of equal versions once."""
+    rows = await fetch_rows(
+        settings,
+        "SELECT post_id, verdict, model_version, decided_at FROM verdicts "
+        "WHERE post_id = ANY($1::text[]) ORDER BY decided_at, post_id",
+        post_ids,
+    )
+    assert sorted(r["post_id"] for r in rows) == sorted(post_ids)
+    events = [
+        decode(DecisionEvent, r.value) for r in await read_topic(settings, settings.topic_decisions)
+    ]
+    published = Counter(e.post_id for e in events)
+    final = {r["post_id"] for r in rows if r["verdict"] != "borderline"}
+    assert set(published) == final and set(published.values()) == {1}
+    assert {e.model_version for e in events} <= versions
+
+    # No batch mixes versions: the decisions of one batch share their decided_at.
+    by_batch: dict[Any, set[str]] = defaultdict(set)
+    for row in rows:
+        by_batch[row["decided_at"]].add(row["model_version"])
+    assert all(len(batch) == 1 for batch in by_batch.values())
+
+    runs = [rows[0]["model_version"]]
+    for row in rows[1:]:
+        if row["model_version"] != runs[-1]:
+            runs.append(row["model_version"])
+    return runs
 
 
 async def cli(settings: Settings, *args: str) -> str:
@@ -179,7 +219,7 @@ async def test_promotion_and_rollback_switch_a_running_stage_mid_stream(
         )
         await cli(settings, "model", "rollback", "--by", "ops", "--reason", "worse in prod")
         await wait_for_version(settings, run, first, after=switched_at)
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # a few more posts under the first version
         stop.set()
         post_ids = await producer
         decided = await wait_for_current_verdicts(settings, post_ids, within=60, stage=stage)
@@ -189,34 +229,7 @@ async def test_promotion_and_rollback_switch_a_running_stage_mid_stream(
         stop.set()
         assert stage.terminate() == 0, stage.logs()[-3000:]
 
-    # Every post has exactly one verdict, and each non-borderline one exactly one decision event.
-    rows = await fetch_rows(
-        settings,
-        "SELECT post_id, verdict, model_version, decided_at FROM verdicts "
-        "WHERE post_id = ANY($1::text[]) ORDER BY decided_at, post_id",
-        post_ids,
-    )
-    assert sorted(r["post_id"] for r in rows) == sorted(post_ids)
-    events = [
-        decode(DecisionEvent, r.value) for r in await read_topic(settings, settings.topic_decisions)
-    ]
-    published = Counter(e.post_id for e in events)
-    final = {r["post_id"] for r in rows if r["verdict"] != "borderline"}
-    assert set(published) == final and set(published.values()) == {1}
-
-    # No batch mixes versions: the decisions of one batch share their decided_at.
-    by_batch: dict[Any, set[str]] = defaultdict(set)
-    for row in rows:
-        by_batch[row["decided_at"]].add(row["model_version"])
-    assert all(len(versions) == 1 for versions in by_batch.values())
-    assert {e.model_version for e in events} <= {first, second}
-
-    # In decision order: the first version, then the promoted one, then the first again.
-    runs = [rows[0]["model_version"]]
-    for row in rows[1:]:
-        if row["model_version"] != runs[-1]:
-            runs.append(row["model_version"])
-    assert runs == [first, second, first]
+    assert await version_runs(settings, post_ids, {first, second}) == [first, second, first]
 
     switches = [(e["from"], e["to"]) for e in log_events(stage.logs(), "model.switched")]
     assert switches == [(first, second), (second, first)]
@@ -263,3 +276,44 @@ async def test_promotion_and_rollback_switch_a_running_stage_mid_stream(
         ("promote", second, first, "ops"),
         ("rollback", first, second, "ops"),
     ]
+
+
+async def test_the_faust_engine_switches_between_batches_too(
+    own_database: Settings, model_dir: Path, tmp_path: Path
+) -> None:
+    """The same hook in the faust agent: a promotion mid-stream, nothing lost or repeated."""
+    settings = await isolated_settings(
+        own_database,
+        "registry-faust",
+        model_registry_dir=tmp_path / "registry",
+        model_poll_seconds=0.5,
+        model_variant="int8",
+        realtime_calibrate_batch=False,
+        realtime_engine="faust",
+    )
+    base = read_manifest(model_dir)["version"]
+    first, second = [
+        await register(
+            settings, model_version_copy(model_dir, tmp_path / n, f"{base}-{n}"), promote=n == "a"
+        )
+        for n in ("a", "b")
+    ]
+    stage = StageProcess(settings, "realtime", tmp_path)
+    stage.start()
+    run = uuid.uuid4().hex[:8]
+    stop = asyncio.Event()
+    try:
+        await stage.wait_ready()
+        producer = asyncio.create_task(stream(settings, run, stop))
+        await wait_for_version(settings, run, first, after=0)
+        await promote_in_process(settings, second)
+        await wait_for_version(settings, run, second, after=0)
+        await asyncio.sleep(0.5)
+        stop.set()
+        post_ids = await producer
+        decided = await wait_for_current_verdicts(settings, post_ids, within=60, stage=stage)
+        assert decided == len(post_ids), stage.logs()[-3000:]
+    finally:
+        stop.set()
+        assert stage.terminate() == 0, stage.logs()[-3000:]
+    assert await version_runs(settings, post_ids, {first, second}) == [first, second]
