@@ -25,6 +25,14 @@ class ShadowSettings(BaseModel):
         default=None,
         description="Policy file of the shadow candidate (default: the live policy).",
     )
+    shadow_threads: int = Field(
+        default=1,
+        ge=0,
+        le=256,
+        description="ONNX Runtime intra-op threads of the shadow candidate (0: one per physical "
+        "core). Its inference thread runs at the lowest CPU priority (nice 19 on Linux), so on a "
+        "CPU node it uses what the live model leaves idle.",
+    )
     shadow_max_pending_batches: int = Field(
         default=2,
         ge=1,

@@ -35,6 +35,7 @@ from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.realtime.calibrate import calibrated_batch_limit
 from pipeline.realtime.config import RealtimeConfig
 from pipeline.realtime.stage import RealtimeStage
+from pipeline.shadow.scorer import ShadowScorer
 from pipeline.store.pg import PostgresStore
 from schemas import PostEvent
 
@@ -82,8 +83,9 @@ def _stage(
     policy: Policy,
     store: PostgresStore,
     publisher: KafkaEventPublisher,
+    shadow: ShadowScorer | None = None,
 ) -> RealtimeStage:
-    """The stage as its composition root builds it (calibrated micro-batch cap)."""
+    """The stage as its composition root builds it (calibrated micro-batch cap; a shadow)."""
     config = RealtimeConfig.from_settings(settings)
     if settings.realtime_calibrate_batch and config.max_batch > 1:
         config = replace(config, max_batch=calibrated_batch_limit(classifier, config.max_batch))
@@ -94,6 +96,7 @@ def _stage(
         store=store,
         publisher=publisher,
         guard=DependencyGuard("bench-realtime"),
+        shadow=shadow,
     )
 
 
@@ -132,6 +135,7 @@ async def _latency_under_load(
     run_id: str,
     texts: Sequence[str],
     rate: float,
+    shadow: ShadowScorer | None = None,
 ) -> list[float]:
     """Latencies (ms) from ingested_at to the decision arriving on the decisions topic."""
     consumer = AIOKafkaConsumer(
@@ -143,7 +147,7 @@ async def _latency_under_load(
     await consumer.start()
     latencies: list[float] = []
     async with KafkaEventPublisher(settings) as publisher:
-        stage = _stage(settings, classifier, policy, store, publisher)
+        stage = _stage(settings, classifier, policy, store, publisher, shadow)
         stop = asyncio.Event()
         task = asyncio.create_task(stage.run(stop))
         await asyncio.sleep(2.0)  # join the group before the load starts

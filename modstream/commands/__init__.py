@@ -57,6 +57,7 @@ def developer_commands() -> list[click.Command]:
         bench_replay,
         bench_review,
         bench_scale,
+        bench_shadow,
         bench_soak,
         demo,
         simulator,
@@ -65,5 +66,5 @@ def developer_commands() -> list[click.Command]:
 
     # The bench_* modules attach their commands to the `bench` group when imported.
     del bench_cost, bench_frontier, bench_realtime, bench_replay, bench_review, bench_scale
-    del bench_soak
+    del bench_shadow, bench_soak
     return [*stack.COMMANDS, *simulator.COMMANDS, *demo.COMMANDS, *bench.COMMANDS]

@@ -10,13 +10,14 @@ from pipeline.config import Settings
 
 @dataclass(frozen=True, slots=True)
 class ShadowConfig:
-    """The candidate's model folder and policy (its variant, providers and threads are the live
-    model's), where its decisions go, and its backlog cap."""
+    """The candidate's model folder and policy (variant and providers as the live model's), its
+    inference threads, where its decisions go, and its backlog cap."""
 
     model_dir: Path
     policy_path: Path | None  # None: the live policy
     topic: str
     max_pending_batches: int
+    threads: int
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ShadowConfig | None:
@@ -28,4 +29,5 @@ class ShadowConfig:
             policy_path=settings.shadow_policy or settings.policy_path,
             topic=settings.topic_shadow,
             max_pending_batches=settings.shadow_max_pending_batches,
+            threads=settings.shadow_threads,
         )

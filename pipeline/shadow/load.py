@@ -25,17 +25,23 @@ log = get_logger(__name__)
 
 
 def load_candidate(
-    settings: Settings, model_dir: Path, policy_path: Path | None, *, live_policy: Policy
+    settings: Settings,
+    model_dir: Path,
+    policy_path: Path | None,
+    *,
+    live_policy: Policy,
+    threads: int | None = None,
 ) -> tuple[Classifier, Policy]:
-    """A candidate's classifier (variant, providers and threads as the live model's) and its
-    policy (``None``: the live policy). Raises ClassifierError, PolicyError or OSError."""
+    """A candidate's classifier (variant and providers as the live model's; ``threads``, else
+    the live model's) and its policy (``None``: the live policy). Raises ClassifierError,
+    PolicyError or OSError."""
     providers = [p.strip() for p in settings.model_providers.split(",") if p.strip()] or None
     policy = load_policy(policy_path) if policy_path is not None else live_policy
     classifier = load_classifier(
         model_dir,
         variant=settings.model_variant,
         providers=providers,
-        threads=settings.onnx_threads,
+        threads=threads if threads is not None else settings.onnx_threads,
     )
     return classifier, policy
 
@@ -48,7 +54,11 @@ async def open_shadow(settings: Settings, *, live_policy: Policy) -> ShadowScore
         return None
     try:
         classifier, policy = load_candidate(
-            settings, config.model_dir, config.policy_path, live_policy=live_policy
+            settings,
+            config.model_dir,
+            config.policy_path,
+            live_policy=live_policy,
+            threads=config.threads,
         )
     except (ClassifierError, PolicyError, OSError) as exc:
         log.error(

@@ -2,7 +2,8 @@
 were handed to delivery, and records what the candidate would have decided.
 
 It never touches the live path: :meth:`ShadowScorer.submit` only snapshots the batch's decisions
-and starts a task; the candidate scores on its own inference thread (off the event loop); its
+and starts a task; the candidate scores on its own inference thread (off the event loop) at the
+lowest CPU priority, so it takes only CPU time the live model leaves idle; its
 rows go to their own table and topic through their own Postgres pool and Kafka producer. At most
 ``max_pending_batches`` shadow batches are in flight: a further one is dropped, so a candidate
 slower than the live model falls behind by dropping, never by holding up the stage. Any failure
@@ -13,8 +14,12 @@ slower than the live model falls behind by dropping, never by holding up the sta
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -31,6 +36,48 @@ from schemas.shadow import ShadowDecision
 log = get_logger(__name__)
 
 _DRAIN_SECONDS = 10.0
+#: The candidate's inference thread's niceness: the lowest CPU priority, so the kernel runs the
+#: live model's threads first and the candidate takes only idle CPU time.
+BACKGROUND_NICENESS = 19
+
+
+def lower_thread_priority() -> None:
+    """Give the calling thread the lowest CPU priority (Linux only: there a thread id names one
+    thread; elsewhere ``setpriority`` would renice the whole process, so nothing is done)."""
+    if sys.platform != "linux":
+        return
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICENESS)
+    except OSError as exc:  # a sandbox may forbid it: the shadow still works, at normal priority
+        log.warning("shadow.priority_unchanged", error=str(exc))
+
+
+class BackgroundClassifier:
+    """A classifier whose async scoring runs on one low-priority thread of its own (see
+    :func:`lower_thread_priority`). With one intra-op thread, ONNX Runtime scores on that
+    thread, so the candidate never takes CPU time the live model wants."""
+
+    def __init__(self, classifier: Classifier) -> None:
+        self._classifier = classifier
+        self.model_version = classifier.model_version
+        self.labels = classifier.labels
+        self.max_tokens = classifier.max_tokens
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="shadow-inference",
+            initializer=lower_thread_priority,
+        )
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        return self._classifier.predict(texts)
+
+    async def apredict(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._classifier.predict, list(texts))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._classifier.close()
 
 
 class ShadowWriter(Protocol):
@@ -61,7 +108,7 @@ class ShadowScorer:
         topic: str,
         max_pending_batches: int,
     ) -> None:
-        self._classifier = classifier
+        self._classifier = BackgroundClassifier(classifier)
         self._policy = policy
         self._same_gate = policy.languages == live_policy.languages
         self._store = store

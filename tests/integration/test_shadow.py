@@ -72,6 +72,7 @@ async def shadow_settings(base: Settings, model: Path, policy: Path) -> Settings
         topic_shadow=f"moderation.shadow.{uuid.uuid4().hex[:8]}",
         shadow_model=model,
         shadow_policy=policy,
+        shadow_max_pending_batches=64,  # a busy test machine must not drop shadow batches here
         realtime_calibrate_batch=False,
     )
 
