@@ -87,11 +87,23 @@ def copy_into_registry(
         verified_identity(target, identity.manifest_sha256)
         return target, identity
     manifest = read_manifest(source)
-    registry.mkdir(parents=True, exist_ok=True)
-    work = registry / f".{identity.version}.{uuid.uuid4().hex[:8]}.partial"
+    try:
+        _copy(source, target, [*sorted(manifest["files"]), MANIFEST], identity, say)
+    except OSError as exc:
+        raise RegistryFilesError(
+            f"cannot write {target}: {exc}; register where MODSTREAM_MODEL_REGISTRY_DIR is "
+            "writable (stages mount it read-only)"
+        ) from None
+    say(f"registered files of {identity.version} at {target}")
+    return target, identity
+
+
+def _copy(source: Path, target: Path, names: list[str], identity: ModelIdentity, say: Step) -> None:
+    """Copy ``names`` under a temporary name, verify, make read-only, rename into place."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = target.parent / f".{identity.version}.{uuid.uuid4().hex[:8]}.partial"
     work.mkdir()
     try:
-        names = [*sorted(manifest["files"]), MANIFEST]
         for index, name in enumerate(names, start=1):
             size = (source / name).stat().st_size
             say(f"copying {name} ({size / 1e6:.1f} MB, {index}/{len(names)})")
@@ -106,5 +118,3 @@ def copy_into_registry(
     finally:
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
-    say(f"registered files of {identity.version} at {target}")
-    return target, identity

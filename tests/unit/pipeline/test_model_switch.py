@@ -95,6 +95,13 @@ def test_a_damaged_folder_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "registry" / "v1").exists()
 
 
+def test_an_unwritable_registry_folder_says_where_to_register(tmp_path: Path) -> None:
+    source = model_folder(tmp_path / "src", "v1")
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(RegistryFilesError, match="register where MODSTREAM_MODEL_REGISTRY_DIR"):
+        copy_into_registry(source, tmp_path / "a-file" / "registry")
+
+
 async def test_a_stage_starts_with_the_active_version_else_the_settings_folder(
     tmp_path: Path,
 ) -> None:
