@@ -40,7 +40,11 @@ CUSTOM_SCHEMAS = {
 }
 NON_SETTINGS_ENV = {"HF_HUB_OFFLINE", "JOB_COMPLETION_INDEX", "REPLICATION_FACTOR"}
 #: Secrets the manifests reference (created by the operator's secret manager; k8s/README.md).
-SECRETS = {"modstream-postgres": {"dsn"}, "modstream-anthropic": {"api-key"}}
+SECRETS = {
+    "modstream-postgres": {"dsn"},
+    "modstream-anthropic": {"api-key"},
+    "modstream-audit": {"sampling-key"},
+}
 KAFKA_IMAGE = "docker.io/apache/kafka:3.9.1"
 #: KEDA lag thresholds per overlay. The real-time ones are derived from throughput (README
 #: "Horizontal scaling"): measured on CPU by `modstream bench scale`, estimated on GPU.
@@ -117,6 +121,7 @@ def test_overlays_render_the_whole_application() -> None:
             ("Deployment", "modstream-frontier"),
             ("Deployment", "modstream-review"),
             ("CronJob", "modstream-replay-nightly"),
+            ("CronJob", "modstream-audit-nightly"),
             ("Job", "modstream-replay-backfill"),
             ("Job", "modstream-model-build"),
             ("Job", "modstream-topics"),
