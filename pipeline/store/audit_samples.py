@@ -27,6 +27,7 @@ __all__ = [
     "AuditResult",
     "allowed_page",
     "audit_estimates",
+    "post_texts",
     "save_results",
 ]
 
