@@ -94,7 +94,7 @@ async def _document(
         doc = comparison_document(report)
         doc.update(extra)
         # What the live classifier lets through (audit sampling), for the same window.
-        doc["audit"] = await audit_estimates(store.pool, since, until)
+        doc["audit"] = await audit_estimates(store.pool, since, until, edges=settings.audit_edges)
         return doc
     finally:
         await store.close()
@@ -134,6 +134,14 @@ def _render(doc: dict[str, Any]) -> None:
     seconds = doc["shadow_seconds_per_post"]
     shown = "n/a" if seconds is None else f"{seconds * 1000:.3f} ms"
     click.echo(f"candidate scoring per post: {shown}")
+    audit = doc["audit"]
+    click.echo(f"audit of live allows in the window ({audit['audited']} audited):")
+    for category, figures in audit["overall"].items():
+        click.echo(
+            f"  {category}: false-negative rate {pct(figures['fn_rate'])} "
+            f"[{pct(figures['fn_rate_low'])}, {pct(figures['fn_rate_high'])}], "
+            f"prevalence among allowed {pct(figures['prevalence'])}"
+        )
 
 
 @model.command("compare")

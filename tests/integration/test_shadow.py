@@ -178,6 +178,10 @@ async def test_shadow_decisions_go_to_their_own_table_and_topic_only(
     assert live["frontier_usd_per_call_source"].startswith("estimated")  # no frontier calls
     assert live["shadow"]["frontier_usd_per_1000_posts"] > 0
     assert live["shadow_seconds_per_post"] > 0
+    assert live["audit"]["audited"] == 0  # audit sampling's figures for the window, none yet
+    table = run_modstream(settings, "model", "compare", "--since", "1h")
+    assert f"posts {POSTS}, agreement {live['agreement'] * 100:.2f} %" in table
+    assert "audit of live allows" in table
 
     backtest = json.loads(
         run_modstream(
