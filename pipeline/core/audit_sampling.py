@@ -20,8 +20,11 @@ the verdict history):
 - allowed violating posts ``Â = N P̂``; false-negative rate ``F̂ = Â / (Â + R)``.
 
 **Interval** (95 % by default): a Wilson score interval for ``P̂`` with the Korn-Graubard effective
-sample size ``n* = P̂(1 - P̂) / V̂``, ``V̂ = Σ_h W_h² p̂_h(1 - p̂_h) / n_h`` (when ``V̂ = 0``, e.g. no
-violation found, ``n* = 1 / Σ_h W_h² / n_h``), capped at ``Σ n_h``. ``F`` is increasing in ``P``,
+sample size ``n* = P̂(1 - P̂) / V̂``, ``V̂ = Σ_h W_h² p̃_h(1 - p̃_h) / n_h``, where the variance uses
+``p̃_h = (y_h + ½) / (n_h + 1)`` so that a stratum with few or no violations found (the common
+case at 0.5 %) does not claim zero variance (when ``P̂ = 0``, ``n* = 1 / Σ_h W_h² / n_h``). In 400
+seeded synthetic streams per case this covers an injected false-negative rate 95.5-97.5 % of the
+time (unsmoothed: 88-91 %; capping ``n*`` at ``Σ n_h``: 99 %). ``F`` is increasing in ``P``,
 so ``F``'s interval is ``P``'s bounds mapped through ``N P / (N P + R)``. A stratum with allowed
 posts but no audited one is pooled with its nearest audited neighbour (the higher one on a tie),
 i.e. assumed to have its prevalence; ``pooled`` counts them. No finite-population correction: the
@@ -230,10 +233,10 @@ def estimate(strata: Sequence[StratumTally], removed: int, *, z: float = Z_95) -
         weight = population / sampled_total
         p = y / n
         prevalence += weight * p
-        variance += weight * weight * p * (1 - p) / n
+        smoothed = (y + 0.5) / (n + 1)
+        variance += weight * weight * smoothed * (1 - smoothed) / n
         inverse_n += weight * weight / n
-    n_eff = prevalence * (1 - prevalence) / variance if variance > 0 else 1.0 / inverse_n
-    n_eff = min(n_eff, float(audited))
+    n_eff = prevalence * (1 - prevalence) / variance if prevalence > 0 else 1.0 / inverse_n
     low, high = wilson(prevalence, n_eff, z)
     p_interval = Interval(prevalence, low, high)
     allowed_violating = total * prevalence

@@ -152,7 +152,7 @@ def test_the_interval_covers_the_injected_false_negative_rate(
 ) -> None:
     coverage = _coverage(injected_fn, repetitions=400, seed=seed)
     # Nominal 95 %; 400 repetitions put a correct interval within ±2.2 points (2 s.d.).
-    assert 0.91 <= coverage <= 0.99, coverage
+    assert 0.92 <= coverage <= 0.99, coverage
 
 
 def test_the_coverage_check_fails_an_estimator_that_ignores_the_weights() -> None:
