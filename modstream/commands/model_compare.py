@@ -88,7 +88,11 @@ async def _document(
                 }
             ]
         pricing = await frontier_pricing(
-            store.pool, CostConfig.from_settings(settings), until=until, posts_per_day=posts_per_day
+            store.pool,
+            CostConfig.from_settings(settings),
+            since=since,
+            until=until,
+            posts_per_day=posts_per_day,
         )
         report = build_comparison(counts, pricing)
         doc = comparison_document(report)
@@ -179,7 +183,7 @@ def _render(doc: dict[str, Any]) -> None:
     "--posts-per-day",
     type=click.FloatRange(min=0),
     default=None,
-    help="Project the monthly frontier cost at this volume (default: the measured one).",
+    help="Project the monthly frontier cost at this volume (default: the window's rate).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
 @pass_context

@@ -33,7 +33,12 @@ Progress = Callable[[int, int], None]
 
 
 async def frontier_pricing(
-    pool: asyncpg.Pool, config: CostConfig, *, until: datetime, posts_per_day: float | None
+    pool: asyncpg.Pool,
+    config: CostConfig,
+    *,
+    since: datetime,
+    until: datetime,
+    posts_per_day: float | None,
 ) -> FrontierPricing:
     """The USD of one real-time frontier call and the volume to project at.
 
@@ -41,10 +46,10 @@ async def frontier_pricing(
     in the last :data:`PRICING_DAYS` days: their recorded USD over their count. Otherwise
     estimated from the list prices (``MODSTREAM_FRONTIER_PRICE_*``): the system prompt and a
     post of the window's mean length as input, :data:`EXPECTED_OUTPUT_TOKENS` as output. The
-    volume is ``posts_per_day`` if given, else the classifier's posts a day in that window.
+    volume is ``posts_per_day`` if given, else the rate of the classifier's decisions in
+    ``[since, until)`` (widened to whole hours, as ``modstream cost`` reads the ledger).
     """
-    since = until - timedelta(days=PRICING_DAYS)
-    usage = await window_usage(pool, since, until)
+    usage = await window_usage(pool, until - timedelta(days=PRICING_DAYS), until)
     frontier = usage.modes[Mode.FRONTIER]
     window = f"{usage.since:%Y-%m-%d %H:%M}..{usage.until:%Y-%m-%d %H:%M} UTC"
     if frontier.provider_posts > 0 and frontier.provider_usd > 0:
@@ -66,8 +71,9 @@ async def frontier_pricing(
         )
     rate = posts_per_day
     if rate is None:
-        classified = usage.modes[Mode.CLASSIFIER].posts
-        days = (usage.until - usage.since).total_seconds() / 86_400.0
+        volume = await window_usage(pool, since, until)
+        classified = volume.modes[Mode.CLASSIFIER].posts
+        days = (volume.until - volume.since).total_seconds() / 86_400.0
         rate = classified / days if classified and days > 0 else None
     return FrontierPricing(usd_per_call=per_call, source=source, posts_per_day=rate)
 
