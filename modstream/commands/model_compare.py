@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,13 @@ async def _document(
 ) -> dict[str, Any]:
     from pipeline.core.shadow_report import build_comparison, comparison_document
     from pipeline.cost.config import CostConfig
-    from pipeline.modelstore import load_model_and_policy
+    from pipeline.modelstore import load_model, load_policy_in_force
+    from pipeline.registry.config import RegistryConfig
+    from pipeline.registry.switch import starting_model
     from pipeline.shadow.compare import backtest, frontier_pricing
     from pipeline.shadow.load import load_candidate
     from pipeline.store.audit_samples import audit_estimates
+    from pipeline.store.model_registry import PostgresModelRegistry
     from pipeline.store.pg import PostgresStore
     from pipeline.store.shadow import PostgresShadowStore
 
@@ -58,7 +62,15 @@ async def _document(
                 for v in versions
             ]
         else:
-            live = load_model_and_policy(settings)
+            # The live side is what the real-time stage runs: the registry's active version,
+            # else the built model (as at a stage's start).
+            started = await starting_model(
+                RegistryConfig.from_settings(settings),
+                PostgresModelRegistry(store.pool),
+                partial(load_model, settings),
+                stage="compare",
+            )
+            live = (started.classifier, load_policy_in_force(settings))
             candidate = load_candidate(settings, backtest_dir, policy_path, live_policy=live[1])
 
             def progress(done: int, total: int) -> None:
