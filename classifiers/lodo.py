@@ -11,9 +11,11 @@ not see its source (out-of-source, "OOF" below). From them:
 - **calibration** (:mod:`classifiers.calibration`) and **policy thresholds**
   (:func:`~classifiers.thresholds.choose_thresholds`, worst-source precision) chosen on the
   calibrated OOF scores, never on the in-domain dev split;
-- **policy figures** per source at those thresholds: remove precision per label and the
-  borderline share under the policy's 10 % harmful traffic prior. Thresholds for a source are
-  chosen without that source's rows (nested), so these figures are out-of-source too.
+- **policy figures** per source at those thresholds: remove precision (the share of removed posts
+  that the source labels harmful in any category; a row with unknown labels counts as not
+  harmful; sources with fewer than :data:`MIN_JUDGED` removals are not judged), per label too,
+  and the borderline share under the policy's 10 % harmful traffic prior. Thresholds for a
+  source are chosen without that source's rows (nested), so these figures are out-of-source too.
 """
 
 from __future__ import annotations
@@ -175,6 +177,9 @@ def _policy_at(
     removed = (probs >= remove_at).any(axis=1)
     border = (probs >= review_at).any(axis=1) & ~removed
     weights = traffic_weights(rows, len(LABELS), 0.10)
+    harmful = np.array(
+        [any(e.weights[j] >= 1.0 and e.targets[j] >= 0.5 for j in range(len(LABELS))) for e in rows]
+    )
     precision: dict[str, float] = {}
     for j, label in enumerate(LABELS):
         known = [i for i, e in enumerate(rows) if e.weights[j] >= 1.0]
@@ -184,10 +189,15 @@ def _policy_at(
         p, _, npred = precision_at(y, probs[known, j], float(remove_at[j]))
         if npred >= MIN_JUDGED:
             precision[label] = round(p, 4)
+    n_removed = int(removed.sum())
     return {
         "borderline_share": round(float(weights[border].sum()), 4),
         "remove_share": round(float(weights[removed].sum()), 4),
-        "remove_precision": precision,
+        "removed": n_removed,
+        "remove_precision": (
+            round(float(harmful[removed].mean()), 4) if n_removed >= MIN_JUDGED else None
+        ),
+        "remove_precision_by_label": precision,
     }
 
 
@@ -203,7 +213,7 @@ def policy_figures(
         outside = [i for i in scored if examples[i].dataset != source]
         chosen, _ = thresholds_for([examples[i] for i in outside], probs[outside], budget)
         per_source[source] = _policy_at([examples[i] for i in inside], probs[inside], chosen)
-    precisions = [p for f in per_source.values() for p in f["remove_precision"].values()]
+    precisions = [f["remove_precision"] for f in per_source.values() if f["remove_precision"]]
     shares = [f["borderline_share"] for f in per_source.values()]
     return {
         "per_source": per_source,

@@ -50,7 +50,6 @@ RECIPES: tuple[Recipe, ...] = (
     replace(BASE, name="frozen-smooth", label_smoothing=0.1),
     replace(BASE, name="frozen-balanced", weighting="balanced"),
     replace(BASE, name="frozen-adversarial", adversarial=0.3),
-    replace(BASE, name="frozen-balanced-smooth", weighting="balanced", label_smoothing=0.1),
     replace(BASE, name="top1", top_layers=1),
     replace(BASE, name="top2", top_layers=2),
 )
@@ -85,8 +84,10 @@ def full_finetune_step_seconds(cache: FeatureCache, batch: int = 32, steps: int 
     return round(float(np.median(times[1:])), 3)
 
 
-def _logits_path(cache_dir: Path, cache: FeatureCache, recipe: Recipe, seed: int) -> Path:
-    key = json.dumps([cache.tag, seed, asdict(recipe)], sort_keys=True)
+def _logits_path(
+    cache_dir: Path, cache: FeatureCache, recipe: Recipe, seed: int, only: Sequence[str]
+) -> Path:
+    key = json.dumps([cache.tag, seed, asdict(recipe), sorted(only)], sort_keys=True)
     return cache_dir / f"lodo-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
 
 
@@ -96,6 +97,7 @@ def compare(
     seed: int,
     budget: float,
     cache_dir: Path,
+    only: Sequence[str] = (),
 ) -> dict[str, Any]:
     """LODO summary per recipe (every source with a label that has both classes is a fold).
 
@@ -104,13 +106,13 @@ def compare(
     """
     from classifiers.model import load_encoder
 
-    sources = sources_with(cache.examples, LABELS)
+    sources = [s for s in sources_with(cache.examples, LABELS) if not only or s in only]
     encoder = load_encoder() if any(r.top_layers for r in recipes) else None
     if encoder is not None:
         encoder.train(False)
     results: dict[str, Any] = {}
     for recipe in recipes:
-        path = _logits_path(cache_dir, cache, recipe, seed)
+        path = _logits_path(cache_dir, cache, recipe, seed, only)
         if path.is_file():
             with np.load(path) as saved:
                 lodo = LodoRun(recipe, saved["logits"], json.loads(str(saved["seconds"])))
@@ -141,12 +143,14 @@ def train_winner(
     budget: float,
     out: Path,
     extra: dict[str, Any],
+    choose: str | None = None,
 ) -> dict[str, Any]:
     """Train the best recipe on every source's train split; write artifacts and metadata."""
     from classifiers.model import ModerationModel, load_encoder, save_artifacts
 
     started = time.monotonic()
-    chosen = max(recipes, key=lambda r: _rank(results[r.name]["summary"]))
+    ranked = sorted(recipes, key=lambda r: _rank(results[r.name]["summary"]), reverse=True)
+    chosen = next(r for r in ranked if choose is None or r.name == choose)
     summary = results[chosen.name]["summary"]
     examples = cache.examples
     train_idx = np.array([i for i, e in enumerate(examples) if e.split == "train"], dtype=np.int64)
@@ -170,6 +174,7 @@ def train_winner(
         "head_width": chosen.head_width,
         "top_layers": chosen.top_layers,
         "chosen": chosen.name,
+        "ranking": [r.name for r in ranked],
         "comparison": comparison,
         "thresholds": thresholds,
         "tradeoff": tradeoff,
@@ -210,7 +215,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--budget", type=float, default=BORDERLINE_BUDGET)
     parser.add_argument("--report", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None, help="Write the winner's artifacts.")
+    parser.add_argument(
+        "--choose",
+        default=None,
+        help="Train this compared recipe instead of the best (e.g. when the best fails the"
+        " int8 build's parity gate).",
+    )
     parser.add_argument("--measure-full-step", action="store_true")
+    parser.add_argument(
+        "--sources", nargs="*", default=[], help="Only these left-out sources (default: all)."
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     known = {r.name: r for r in RECIPES}
@@ -225,13 +239,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.measure_full_step:
         extra["full_finetune_step_seconds"] = full_finetune_step_seconds(cache)
         _say(f"full fine-tuning: {extra['full_finetune_step_seconds']}s per step of 32")
-    results = compare(cache, recipes, args.seed, args.budget, args.cache_dir)
+    results = compare(cache, recipes, args.seed, args.budget, args.cache_dir, args.sources)
     if args.report is not None:
         doc = {name: r["summary"] for name, r in results.items()} | {"_extra": extra}
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if args.out is not None:
-        train_winner(cache, results, recipes, args.seed, args.budget, args.out, extra)
+        train_winner(cache, results, recipes, args.seed, args.budget, args.out, extra, args.choose)
     _say(f"done in {time.monotonic() - started:.0f}s")
 
 

@@ -40,9 +40,9 @@ class Recipe:
     weighting: Literal["sqrt", "balanced"] = "sqrt"
     label_smoothing: float = 0.0
     adversarial: float = 0.0
-    head_steps: int = 1200
+    head_steps: int = 160
     finetune_steps: int = 300
-    batch_size: int = 256
+    batch_size: int = 512
     finetune_batch: int = 32
     head_width: int = 256
 
