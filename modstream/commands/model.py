@@ -176,9 +176,16 @@ def train_cmd(
 @click.option(
     "--variant", type=click.Choice(["auto", "int8", "fp32", "fp16", "optimized"]), default="auto"
 )
+@click.option(
+    "--audit/--no-audit",
+    default=True,
+    show_default=True,
+    help="Add audit_fn_rate from an audited replay of the shipped sample (needs the local "
+    "Postgres: modstream up).",
+)
 @pass_context
 def eval_cmd(
-    ctx: CommandContext, out_path: Path | None, data_dir: Path | None, variant: str
+    ctx: CommandContext, out_path: Path | None, data_dir: Path | None, variant: str, audit: bool
 ) -> None:
     """Per-category quality on every held-out split, beside alt-profanity-check."""
     from rich.console import Console
@@ -196,10 +203,27 @@ def eval_cmd(
     from classifiers.eval_keys import eval_keys
 
     report["figures"] = eval_keys(ctx.settings.models_path, data_dir or DEFAULT_DATA_DIR)
+    if audit:
+        report["figures"].update(_audit_figures(ctx))
     if out_path is not None:
         out_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         click.echo(f"wrote {out_path}")
     click.echo(json.dumps(report["figures"]))
+
+
+def _audit_figures(ctx: CommandContext) -> dict[str, Any]:
+    import asyncio
+
+    from modstream.commands.model_audit import audit_eval_figures
+    from pipeline.errors import ModerationError
+
+    try:
+        return asyncio.run(audit_eval_figures(ctx.settings))
+    except (ModerationError, OSError) as exc:
+        raise click.ClickException(
+            f"audit figures need the local Postgres ({exc}): start it with `modstream up`,"
+            " or pass --no-audit"
+        ) from exc
 
 
 def _records(stream: IO[bytes], bad: list[int]) -> Iterator[tuple[str, str]]:
