@@ -50,6 +50,10 @@ RECIPES: tuple[Recipe, ...] = (
     replace(BASE, name="frozen-smooth", label_smoothing=0.1),
     replace(BASE, name="frozen-balanced", weighting="balanced"),
     replace(BASE, name="frozen-adversarial", adversarial=0.3),
+    replace(BASE, name="frozen-long", head_steps=640),
+    replace(BASE, name="frozen-long-smooth", head_steps=640, label_smoothing=0.1),
+    replace(BASE, name="frozen-long-balanced", head_steps=640, weighting="balanced"),
+    replace(BASE, name="frozen-long-adversarial", head_steps=640, adversarial=0.3),
     replace(BASE, name="top1", top_layers=1),
     replace(BASE, name="top2", top_layers=2),
 )
