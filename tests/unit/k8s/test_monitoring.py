@@ -72,6 +72,8 @@ def _exposed(kind: str, name: str) -> set[str]:
         return {f"{name}{s}" for s in ("_bucket", "_sum", "_count", "_created")}
     if kind == "Summary":
         return {f"{name}{s}" for s in ("_sum", "_count", "_created")}
+    if kind == "Info":
+        return {f"{name.removesuffix('_info')}_info"}
     return {name}
 
 
@@ -81,7 +83,7 @@ def _collector_calls(tree: ast.AST) -> Iterator[tuple[str, str]]:
             continue
         func = node.func
         kind = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
-        if kind not in {"Counter", "Gauge", "Histogram", "Summary"}:
+        if kind not in {"Counter", "Gauge", "Histogram", "Summary", "Info"}:
             continue
         arg = node.args[0] if node.args else None
         arg = next((k.value for k in node.keywords if k.arg == "name"), arg)
