@@ -42,6 +42,6 @@ def eval_keys(model_dir: Path, data_dir: Path, n_texts: int = 2000) -> dict[str,
     if not lodo:
         keys["note"] = (
             "this model was not trained by the LODO protocol: train one with"
-            " `python -m classifiers.lodo_run --out DIR`"
+            " `modstream model lodo --out DIR`"
         )
     return keys

@@ -20,15 +20,16 @@ def runtime_commands() -> list[click.Command]:
         model,
         model_compare,
         model_labels,
+        model_lodo,
         model_registry,
         replay,
         review,
         run,
     )
 
-    # Imported for their side effect: they attach `model export-labels`, `model compare` and
-    # `model register`, `promote`, `rollback`, `list` to the `model` group.
-    del model_compare, model_labels, model_registry
+    # Imported for their side effect: they attach `model export-labels`, `model compare`,
+    # `model lodo` and `model register`, `promote`, `rollback`, `list` to the `model` group.
+    del model_compare, model_labels, model_lodo, model_registry
 
     return [
         *events.COMMANDS,
