@@ -37,4 +37,4 @@ def test_a_model_without_lodo_figures_says_how_to_get_them(
 ) -> None:
     keys = eval_keys(with_manifest(model_dir, tmp_path), data_dir, n_texts=20)
     assert all(keys[k] is None for k in STORED)
-    assert "classifiers.lodo_run" in keys["note"] and keys["stored"] == []
+    assert "modstream model lodo" in keys["note"] and keys["stored"] == []
