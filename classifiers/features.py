@@ -70,7 +70,7 @@ def _fingerprint(examples: Sequence[Example], boundary: int, max_tokens: int) ->
 def _encode(
     token_ids: list[list[int]], boundary: int, progress: Progress
 ) -> tuple[FloatArray, list[npt.NDArray[np.float16]]]:
-    from classifiers.model import extended_mask, load_encoder, mean_pool
+    from classifiers.model import extended_mask, load_encoder, mean_pool, padded_ids
 
     encoder = load_encoder()
     encoder.train(False)
@@ -81,12 +81,7 @@ def _encode(
     started = time.monotonic()
     for step, start in enumerate(range(0, len(order), 64)):
         idx = order[start : start + 64]
-        width = max(len(token_ids[i]) for i in idx)
-        ids = torch.zeros(len(idx), width, dtype=torch.long)
-        mask = torch.zeros(len(idx), width, dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, : len(token_ids[i])] = torch.tensor(token_ids[i])
-            mask[row, : len(token_ids[i])] = 1
+        ids, mask = padded_ids(token_ids, idx)
         hidden = encoder.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
         ext = extended_mask(mask, hidden.dtype)
         for depth, layer in enumerate(encoder.encoder.layer[:n_layers], start=1):

@@ -7,6 +7,7 @@ layers as fp16 safetensors. :func:`load_model` rebuilds the full model from the 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,20 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Average token vectors over the attention mask (padding ignored)."""
     weights = mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+def padded_ids(
+    token_ids: Sequence[Sequence[int]], idx: Iterable[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids of the texts ``idx``, right-padded with 0 to the longest, and their mask."""
+    rows = [token_ids[i] for i in idx]
+    width = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), width, dtype=torch.long)
+    mask = torch.zeros(len(rows), width, dtype=torch.long)
+    for row, tokens in enumerate(rows):
+        ids[row, : len(tokens)] = torch.tensor(tokens)
+        mask[row, : len(tokens)] = 1
+    return ids, mask
 
 
 def extended_mask(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

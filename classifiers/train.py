@@ -36,9 +36,11 @@ from classifiers.encoder import BASE_MODEL_NAME, base_model_dir
 from classifiers.layout import ARTIFACTS_DIR
 from classifiers.model import (
     ModerationModel,
+    extended_mask,
     load_encoder,
     make_head,
     mean_pool,
+    padded_ids,
     run_layers,
     save_artifacts,
 )
@@ -129,15 +131,8 @@ def _build_cache(
     started = time.monotonic()
     for step, start in enumerate(range(0, len(order), 128)):
         idx = order[start : start + 128]
-        width = max(len(token_ids[i]) for i in idx)
-        ids = torch.zeros(len(idx), width, dtype=torch.long)
-        mask = torch.zeros(len(idx), width, dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids[row, : len(token_ids[i])] = torch.tensor(token_ids[i])
-            mask[row, : len(token_ids[i])] = 1
+        ids, mask = padded_ids(token_ids, idx)
         hidden = encoder.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
-        from classifiers.model import extended_mask
-
         ext = extended_mask(mask, hidden.dtype)
         for layer in encoder.encoder.layer[:boundary]:
             hidden = layer(hidden, attention_mask=ext)[0]
@@ -161,9 +156,7 @@ def _loss_fn(
         counts[data.examples[i].dataset] = counts.get(data.examples[i].dataset, 0) + 1
     mean_n = sum(counts.values()) / len(counts)
     ds_weight = {d: math.sqrt(mean_n / n) for d, n in counts.items()}
-    row_weight = torch.tensor(
-        [ds_weight.get(e.dataset, 1.0) * e.row_weight for e in data.examples]
-    )
+    row_weight = torch.tensor([ds_weight.get(e.dataset, 1.0) * e.row_weight for e in data.examples])
     bce = nn.BCEWithLogitsLoss(reduction="none", pos_weight=pos_weight)
 
     def loss(logits: torch.Tensor, idx: list[int]) -> torch.Tensor:

@@ -127,3 +127,11 @@ def test_top_layer_fine_tuning_is_deterministic_for_a_seed() -> None:
     assert not same(first, other)
     assert same(weights_of(encoder.encoder.layer[-1]), original)  # the base model is not changed
     assert not same(first[: len(original)], original)  # the top layer did train
+
+
+def test_padded_ids_right_pads_the_chosen_texts_and_masks_the_padding() -> None:
+    from classifiers.model import padded_ids
+
+    ids, mask = padded_ids([[5, 6, 7], [8], [9, 10]], [2, 1])
+    assert ids.tolist() == [[9, 10], [8, 0]]
+    assert mask.tolist() == [[1, 1], [1, 0]]
