@@ -11,11 +11,32 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import asyncpg
+
+from pipeline.budget.config import BudgetConfig, Ledgers
 from pipeline.budget.guards import BatchBudget, Spend
+from pipeline.budget.store import PostgresBudgetStore
+from pipeline.config import Settings
 from pipeline.core.budget import usd_units
+from pipeline.frontier.client import FrontierClient
+from pipeline.frontier.config import ClientConfig
 from pipeline.log import get_logger
 
 log = get_logger(__name__)
+
+
+def batch_frontier(
+    settings: Settings, pool: asyncpg.Pool
+) -> tuple[FrontierClient, BatchBudget | None]:
+    """The frontier client a batch job (replay, audit) submits with, and its daily cap (None
+    when no cap is configured)."""
+    client_config = ClientConfig.from_settings(settings)
+    budget = Ledgers(BudgetConfig.from_settings(settings), PostgresBudgetStore(pool)).batch(
+        client_config.prices,
+        max_tokens=client_config.max_tokens,
+        max_rationale_chars=client_config.max_rationale_chars,
+    )
+    return FrontierClient(client_config), budget
 
 
 @dataclass(slots=True)

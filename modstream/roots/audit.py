@@ -13,15 +13,12 @@ from typing import Any
 
 from rich.console import Console
 
-from pipeline.budget.config import BudgetConfig, Ledgers
 from pipeline.budget.guards import BatchBudget
-from pipeline.budget.store import PostgresBudgetStore
 from pipeline.config import Settings
 from pipeline.frontier.client import FrontierClient
-from pipeline.frontier.config import ClientConfig
 from pipeline.kafka.producer import KafkaEventPublisher
 from replay.audit_sample import AuditJob, AuditLimits, AuditRequest
-from replay.batch_budget import BatchAdmission
+from replay.batch_budget import BatchAdmission, batch_frontier
 from replay.outage import GuardedBatchClient, ReplayGuard, open_pool
 from schemas import DecisionEvent, ReviewItem
 
@@ -54,15 +51,7 @@ async def run(
             publisher = KafkaEventPublisher(settings, client_id=f"{settings.kafka_client_id}-audit")
             await guard.call(publisher.start, what="connect to kafka")
             if settings.anthropic_api_key.get_secret_value():
-                client_config = ClientConfig.from_settings(settings)
-                frontier = FrontierClient(client_config)
-                budget = Ledgers(
-                    BudgetConfig.from_settings(settings), PostgresBudgetStore(pool)
-                ).batch(
-                    client_config.prices,
-                    max_tokens=client_config.max_tokens,
-                    max_rationale_chars=client_config.max_rationale_chars,
-                )
+                frontier, budget = batch_frontier(settings, pool)
         sender = publisher
 
         async def publish(

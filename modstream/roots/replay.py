@@ -16,17 +16,15 @@ from typing import Any
 
 from rich.console import Console
 
-from pipeline.budget.config import BudgetConfig, Ledgers
 from pipeline.budget.guards import BatchBudget
-from pipeline.budget.store import PostgresBudgetStore
 from pipeline.config import Settings
 from pipeline.frontier.client import FrontierClient
-from pipeline.frontier.config import ClientConfig
 from pipeline.kafka.producer import KafkaEventPublisher
 from pipeline.modelstore import load_model, load_policy_in_force
 from pipeline.registry.config import RegistryConfig
 from pipeline.registry.switch import starting_model
 from pipeline.store.model_registry import PostgresModelRegistry
+from replay.batch_budget import batch_frontier
 from replay.config import ReplayConfig
 from replay.errors import ReplayError
 from replay.job import ReplayJob
@@ -99,15 +97,7 @@ async def run(
             )
             await guard.call(publisher.start, what="connect to kafka")
             if settings.replay_frontier_batches and settings.anthropic_api_key.get_secret_value():
-                client_config = ClientConfig.from_settings(settings)
-                frontier = FrontierClient(client_config)
-                batch_budget = Ledgers(
-                    BudgetConfig.from_settings(settings), PostgresBudgetStore(pool)
-                ).batch(
-                    client_config.prices,
-                    max_tokens=client_config.max_tokens,
-                    max_rationale_chars=client_config.max_rationale_chars,
-                )
+                frontier, batch_budget = batch_frontier(settings, pool)
         job = ReplayJob(
             ReplayConfig.from_settings(settings),
             request,
