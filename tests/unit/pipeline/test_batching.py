@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.core.batching import knee_batch_size
-from pipeline.realtime.calibrate import latency_curve
+from pipeline.realtime.calibrate import calibration_texts, latency_curve
 from tests.fixtures.fakes import FixedScoreClassifier, keyword_rule
 
 
@@ -47,3 +47,13 @@ def test_latency_curve_never_exceeds_the_cap() -> None:
     curve = latency_curve(classifier, cap=100, repeats=1)
     assert max(curve) == 100
     assert all(size <= 100 for size in curve)
+
+
+def test_calibration_texts_mix_lengths_the_same_way_every_run() -> None:
+    texts = calibration_texts(512)
+    assert texts == calibration_texts(512)
+    words = sorted(len(t.split()) for t in texts)
+    # Skewed like real posts: most are short, a tail is several times longer than the median.
+    assert words[len(words) // 2] < 25 < words[-1]
+    assert words[-1] >= 3 * words[len(words) // 2]
+    assert len(set(words)) > 30
