@@ -172,7 +172,6 @@ async def process_batch(
     return outputs
 
 
-
 async def language_gate(policy: Policy, texts: Sequence[str]) -> list[str | None]:
     """:func:`~pipeline.language_gate.held_back`, with the stage's metrics."""
     reasons, seconds = await held_back(policy, texts)

@@ -1,10 +1,14 @@
 """The real-time stage's consume → decide → write → publish → commit loop (aiokafka).
 
 Delivery is at least once: a batch's offsets are committed only after its Postgres transaction
-committed and the broker acknowledged every output. Partitions are revoked only between batches
-(the revoke barrier waits for the batch in hand), so a rebalance never commits an offset whose
-outputs were not written. Writes are idempotent on the deterministic decision id, so re-delivered
-posts never create a second verdict row.
+committed and the broker acknowledged every output. Batches overlap in three steps: while batch N
+is delivered, N+1 is scored and N+2 is decoded and queued behind it on the classifier's one
+thread, so the model never waits for the event loop; deliveries and commits stay in order.
+Partitions are revoked only between batches (the revoke barrier waits for every batch in hand),
+so a rebalance never commits an offset whose outputs were not written; records fetched but not
+yet submitted when a revocation starts are dropped and read again from the committed offsets.
+Writes are idempotent on the deterministic decision id, so re-delivered posts never create a
+second verdict row.
 
 While Postgres or the broker is down the stage pauses its partitions, reports not-ready and
 retries the delivery in hand with a capped back-off; it resumes by itself when the dependency
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 from aiokafka import TopicPartition
@@ -35,6 +40,17 @@ from pipeline.registry.switch import ModelSwitch
 from pipeline.shadow.scorer import ShadowScorer
 
 log = get_logger(__name__)
+
+#: Batches in hand at most: one being delivered, one being scored, one queued behind it.
+MAX_IN_FLIGHT = 3
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    """One batch between collection and commit."""
+
+    scored: asyncio.Future[None]  # done once its scoring finished (or failed)
+    task: asyncio.Task[None]  # scores it, then delivers it after the batch before it
 
 
 class RealtimeStage:
@@ -62,7 +78,8 @@ class RealtimeStage:
         self._guard = guard
         self._stop: asyncio.Event | None = None
         self.lock = asyncio.Lock()
-        self._delivery: asyncio.Task[None] | None = None
+        self._in_flight: list[_InFlight] = []  # oldest first
+        self._rebalances = 0  # revoke barriers so far
         self._sla = timedelta(seconds=config.sla_seconds)
         self._consumer = StageConsumer(
             config.consumer,
@@ -96,13 +113,14 @@ class RealtimeStage:
                     await self._pause_while_down(stop)
                     continue
                 async with self.lock:
-                    if self._models is not None:  # between batches: no batch mixes versions
-                        self._classifier = self._models.apply()
-                    if self._delivery is not None and self._delivery.done():
-                        await self.finish_delivery()  # surfaces a failed delivery at once
-                    messages = await self._collect(stop)
-                    if messages:
-                        await self._handle(messages)
+                    await self._switch_model()
+                    self._surface_failures()  # a failed delivery ends the loop at once
+                # No lock while polling: during a rebalance aiokafka's poll waits for the new
+                # assignment, which waits for the revoke barrier, which takes the lock.
+                messages = await self._collect(stop)
+                if messages:
+                    self._submit(messages)  # no await since the last poll: no barrier between
+                await self._keep_pace()
             async with self.lock:
                 await self.finish_delivery()
         except OutageInterruptedError as exc:
@@ -110,12 +128,14 @@ class RealtimeStage:
             # consumed again after the restart (idempotent writes; nothing lost, no duplicate).
             log.warning("realtime.stopped_during_outage", error=str(exc))
         finally:
-            if self._delivery is not None and not self._delivery.done():
-                self._delivery.cancel()
+            for batch in self._in_flight:
+                if not batch.task.done():
+                    batch.task.cancel()
             await self._consumer.stop()
             log.info("realtime.stopped", processed=self.processed)
 
     async def _finish_before_revoke(self, _revoked: set[TopicPartition]) -> None:
+        self._rebalances += 1  # what the loop holds unsubmitted is dropped and read again
         async with self.lock:
             await self.finish_delivery()
 
@@ -152,13 +172,7 @@ class RealtimeStage:
                 if remaining <= 0:
                     break
                 timeout_ms = max(1, int(remaining * 1000))
-            fetched = await self._consumer.poll(
-                timeout_ms=timeout_ms, max_records=limit - len(batch)
-            )
-            for records in fetched.values():
-                batch.extend(
-                    InboundMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records
-                )
+            await self._poll_into(batch, timeout_ms=timeout_ms, limit=limit)
             if not batch and (deadline is None or not self._guard.healthy):
                 return batch
             if window <= 0:
@@ -171,47 +185,108 @@ class RealtimeStage:
         """Add what the fetcher already holds (other partitions, later chunks), without waiting:
         under load the whole backlog in hand forms the batch, up to the cap."""
         while len(batch) < limit:
-            fetched = await self._consumer.poll(timeout_ms=0, max_records=limit - len(batch))
-            if not fetched:
+            if not await self._poll_into(batch, timeout_ms=0, limit=limit):
                 break
-            for records in fetched.values():
-                batch.extend(
-                    InboundMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records
-                )
         return batch
 
-    async def _handle(self, messages: Sequence[InboundMessage]) -> None:
-        """Score this batch while the previous one is still being delivered, then deliver it.
+    async def _poll_into(self, batch: list[InboundMessage], *, timeout_ms: int, limit: int) -> bool:
+        """Poll once and add what arrived to ``batch``; False if nothing did.
 
-        Inference runs on the classifier's thread, so the event loop writes, publishes and
-        commits batch N while batch N+1 is scored. Deliveries stay strictly ordered, so offsets
-        are committed in order and only after their outputs are acknowledged.
+        If a revocation ran during the poll, what ``batch`` held from earlier polls is dropped:
+        it may belong to another member now, and every partition's position restarts from its
+        committed offset after a rebalance, so it is read again by whoever owns it. What this
+        poll returned came after the new assignment (aiokafka waits for it), so it is kept.
         """
-        started = time.perf_counter()
+        rebalances = self._rebalances
+        fetched = await self._consumer.poll(timeout_ms=timeout_ms, max_records=limit - len(batch))
+        if self._rebalances != rebalances and batch:
+            log.info("realtime.batch_dropped_for_rebalance", records=len(batch))
+            batch.clear()
+        for records in fetched.values():
+            batch.extend(
+                InboundMessage(r.topic, r.partition, r.offset, r.key, r.value) for r in records
+            )
+        return bool(fetched)
+
+    async def _switch_model(self) -> None:
+        """Take a promoted model between batches. Batches already queued keep the classifier they
+        were given, so no batch mixes versions; the old one is closed only once they are scored."""
+        if self._models is None:
+            return
+        if self._models.switch_ready:
+            for batch in self._in_flight:
+                await _scored(batch)
+        self._classifier = self._models.apply()
+
+    def _surface_failures(self) -> None:
+        """Forget delivered batches; raise the error of a batch that failed."""
+        while self._in_flight and self._in_flight[0].task.done():
+            self._in_flight.pop(0).task.result()
+
+    def _submit(self, messages: Sequence[InboundMessage]) -> None:
+        """Queue this batch for scoring (on the classifier's one thread, in submission order) and,
+        once scored and once the batch before it is delivered, for delivery.
+
+        So this batch is decoded while the previous one is scored and starts the moment that one
+        ends, while the event loop writes, publishes and commits the one before. Each batch
+        delivers only after its predecessor, so offsets are committed in order and only after
+        their outputs are acknowledged.
+        """
         metrics.BATCH_SIZE.observe(len(messages))
-        outputs = await process_batch(
-            messages,
-            classifier=self._classifier,
-            policy=self._policy,
-            sla=self._sla,
-            max_bytes=self._config.max_post_bytes,
-            dead_letter_max_bytes=self._config.dead_letter_max_bytes,
+        previous = self._in_flight[-1] if self._in_flight else None
+        scored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        task = asyncio.create_task(
+            self._score_then_deliver(messages, self._classifier, scored, previous)
         )
+        self._in_flight.append(_InFlight(scored, task))
+
+    async def _keep_pace(self) -> None:
+        """Collect the next batch once the newest one's predecessor is scored (so at most one
+        waits behind the model), with at most :data:`MAX_IN_FLIGHT` - 1 batches in hand."""
+        if len(self._in_flight) >= 2:
+            await _scored(self._in_flight[-2])
+        while len(self._in_flight) >= MAX_IN_FLIGHT:
+            await asyncio.wait([self._in_flight[0].task])
+            self._surface_failures()
+
+    async def _score_then_deliver(
+        self,
+        messages: Sequence[InboundMessage],
+        classifier: Classifier,
+        scored: asyncio.Future[None],
+        previous: _InFlight | None,
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            outputs = await process_batch(
+                messages,
+                classifier=classifier,
+                policy=self._policy,
+                sla=self._sla,
+                max_bytes=self._config.max_post_bytes,
+                dead_letter_max_bytes=self._config.dead_letter_max_bytes,
+            )
+        finally:
+            scored.set_result(None)
         metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
-        await self.finish_delivery()
-        self._delivery = asyncio.create_task(self._deliver(messages, outputs, started))
-        if self._shadow is not None:  # after the hand-off: never ahead of the live decisions
-            self._shadow.submit(outputs.posts, outputs.decisions)
+        if previous is not None:
+            await previous.task  # in order; a failure before this batch fails it too
+        await self._deliver(messages, outputs, started)
 
     async def finish_delivery(self) -> None:
-        """Wait until the batch in delivery is written, published and committed (or raise)."""
-        if self._delivery is not None:
-            delivery, self._delivery = self._delivery, None
-            await delivery
+        """Wait until every batch in hand is scored, written, published and committed (or raise).
+
+        Each batch waits for its predecessor, so the newest one finishes last.
+        """
+        while self._in_flight:
+            await asyncio.wait([self._in_flight[-1].task])
+            self._surface_failures()
 
     async def _deliver(
         self, messages: Sequence[InboundMessage], outputs: BatchOutputs, started: float
     ) -> None:
+        if self._shadow is not None:  # at the hand-off: never ahead of the live decisions
+            self._shadow.submit(outputs.posts, outputs.decisions)
         await deliver(
             outputs,
             store=self._store,
@@ -229,6 +304,11 @@ class RealtimeStage:
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
         for partition, lag in (await self._consumer.lag()).items():
             metrics.CONSUMER_LAG.labels(partition=str(partition)).set(lag)
+
+
+async def _scored(batch: _InFlight) -> None:
+    """Wait until ``batch`` is scored (or has failed); errors surface where it is delivered."""
+    await asyncio.wait([batch.scored, batch.task], return_when=asyncio.FIRST_COMPLETED)
 
 
 def next_offsets(messages: Sequence[InboundMessage]) -> dict[TopicPartition, int]:

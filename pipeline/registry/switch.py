@@ -173,6 +173,11 @@ class ModelSwitch:
     def identity(self) -> ModelIdentity:
         return self._current.identity
 
+    @property
+    def switch_ready(self) -> bool:
+        """True when a promoted model is loaded and the next :meth:`apply` switches to it."""
+        return self._ready is not None
+
     async def check(self) -> bool:
         """One poll: load the active version if it is not the one in use; True when one is ready.
 
