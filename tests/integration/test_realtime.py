@@ -171,8 +171,14 @@ async def test_rebalance_when_a_second_processor_joins_and_leaves(
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
 
+    second_owns_partitions = asyncio.Event()
+
     async def feed() -> None:
+        # Half before the second processor joins, half after: however fast the first drains its
+        # backlog, the second has posts of its own to decide.
         for start in range(0, len(posts), 100):
+            if start == len(posts) // 2:
+                await second_owns_partitions.wait()
             await produce_raw(settings, list(jsonl(posts[start : start + 100])))
             await asyncio.sleep(0.25)
 
@@ -182,6 +188,7 @@ async def test_rebalance_when_a_second_processor_joins_and_leaves(
     await asyncio.sleep(2)
     second.start()
     await second.wait_ready()  # the group rebalanced: the second processor owns partitions
+    second_owns_partitions.set()
     second_port = second_settings.realtime_metrics_port
     assert await _decided_by(second_port, within=120) > 0, "the second processor decided nothing"
     assert second.terminate() == 0, second.logs()[-3000:]
