@@ -14,7 +14,13 @@ from pipeline.config import Settings
 
 
 async def _bench(
-    settings: Settings, pending: int, reviewers: int, seconds: float, think_ms: float, keep: bool
+    settings: Settings,
+    pending: int,
+    reviewers: int,
+    seconds: float,
+    think_ms: float,
+    warmup_s: float,
+    keep: bool,
 ) -> dict[str, Any]:
     from devtools.bench.review import run_review_bench
     from devtools.stack import up
@@ -27,6 +33,7 @@ async def _bench(
         reviewers=reviewers,
         seconds=seconds,
         think_s=think_ms / 1000,
+        warmup_s=warmup_s,
         keep=keep,
         report=lambda line: click.echo(line, err=True),
     )
@@ -49,14 +56,24 @@ async def _bench(
     "--think-ms", type=click.FloatRange(0), default=0.0, show_default=True,
     help="Pause between a reviewer's claim and decision (0: back to back, the worst case).",
 )  # fmt: skip
+@click.option(
+    "--warmup-s", type=click.FloatRange(0), default=5.0, show_default=True,
+    help="Seconds at the start kept out of the percentiles (reported as *_with_warmup).",
+)  # fmt: skip
 @click.option("--keep", is_flag=True, help="Leave the seeded items and accounts in place.")
 @pass_context
 def bench_review(
-    ctx: CommandContext, pending: int, reviewers: int, seconds: float, think_ms: float, keep: bool
+    ctx: CommandContext,
+    pending: int,
+    reviewers: int,
+    seconds: float,
+    think_ms: float,
+    warmup_s: float,
+    keep: bool,
 ) -> None:
     """Review queue under a backlog: claim, decide and queue-page latency, double claims."""
     settings: Settings = ctx.settings
-    figures = asyncio.run(_bench(settings, pending, reviewers, seconds, think_ms, keep))
+    figures = asyncio.run(_bench(settings, pending, reviewers, seconds, think_ms, warmup_s, keep))
     click.echo(json.dumps(figures))
 
 
