@@ -274,12 +274,10 @@ class RealtimeStage:
         await self._deliver(messages, outputs, started)
 
     async def finish_delivery(self) -> None:
-        """Wait until every batch in hand is scored, written, published and committed (or raise).
-
-        Each batch waits for its predecessor, so the newest one finishes last.
-        """
+        """Wait until every batch in hand is scored, written, published and committed (or raise
+        the first failure, in batch order)."""
         while self._in_flight:
-            await asyncio.wait([self._in_flight[-1].task])
+            await asyncio.wait([self._in_flight[0].task])
             self._surface_failures()
 
     async def _deliver(
