@@ -245,9 +245,7 @@ class RealtimeStage:
         waits behind the model), with at most :data:`MAX_IN_FLIGHT` - 1 batches in hand."""
         if len(self._in_flight) >= 2:
             await _scored(self._in_flight[-2])
-        while len(self._in_flight) >= MAX_IN_FLIGHT:
-            await asyncio.wait([self._in_flight[0].task])
-            self._surface_failures()
+        await self._drain_to(MAX_IN_FLIGHT - 1)
 
     async def _score_then_deliver(
         self,
@@ -276,7 +274,12 @@ class RealtimeStage:
     async def finish_delivery(self) -> None:
         """Wait until every batch in hand is scored, written, published and committed (or raise
         the first failure, in batch order)."""
-        while self._in_flight:
+        await self._drain_to(0)
+
+    async def _drain_to(self, most: int) -> None:
+        """Wait, oldest batch first, until at most ``most`` are in hand; raise a failed one's
+        error."""
+        while len(self._in_flight) > most:
             await asyncio.wait([self._in_flight[0].task])
             self._surface_failures()
 
