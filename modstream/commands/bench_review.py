@@ -13,15 +13,8 @@ from modstream.commands.context import CommandContext, pass_context
 from pipeline.config import Settings
 
 
-async def _bench(
-    settings: Settings,
-    pending: int,
-    reviewers: int,
-    seconds: float,
-    think_ms: float,
-    warmup_s: float,
-    keep: bool,
-) -> dict[str, Any]:
+async def _bench(settings: Settings, *, think_ms: float, **options: Any) -> dict[str, Any]:
+    """Start the stack, then run the bench with the command's ``options`` (its keyword names)."""
     from devtools.bench.review import run_review_bench
     from devtools.stack import up
 
@@ -29,13 +22,9 @@ async def _bench(
     await up(settings, echo=lambda line: click.echo(line, err=True))
     return await run_review_bench(
         settings,
-        pending=pending,
-        reviewers=reviewers,
-        seconds=seconds,
         think_s=think_ms / 1000,
-        warmup_s=warmup_s,
-        keep=keep,
         report=lambda line: click.echo(line, err=True),
+        **options,
     )
 
 
@@ -62,18 +51,10 @@ async def _bench(
 )  # fmt: skip
 @click.option("--keep", is_flag=True, help="Leave the seeded items and accounts in place.")
 @pass_context
-def bench_review(
-    ctx: CommandContext,
-    pending: int,
-    reviewers: int,
-    seconds: float,
-    think_ms: float,
-    warmup_s: float,
-    keep: bool,
-) -> None:
+def bench_review(ctx: CommandContext, /, **options: Any) -> None:
     """Review queue under a backlog: claim, decide and queue-page latency, double claims."""
     settings: Settings = ctx.settings
-    figures = asyncio.run(_bench(settings, pending, reviewers, seconds, think_ms, warmup_s, keep))
+    figures = asyncio.run(_bench(settings, **options))
     click.echo(json.dumps(figures))
 
 
