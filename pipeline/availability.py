@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
+from weakref import WeakKeyDictionary
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 
@@ -54,12 +55,13 @@ class _GuardMetrics:
     retries: Counter
 
 
-_METRICS: dict[int, _GuardMetrics] = {}
+# Keyed by the registry itself, weakly (an id() key is reused once a registry is collected).
+_METRICS: WeakKeyDictionary[CollectorRegistry, _GuardMetrics] = WeakKeyDictionary()
 
 
 def _metrics(registry: CollectorRegistry) -> _GuardMetrics:
     """One set of collectors per registry (a registry refuses the same name twice)."""
-    found = _METRICS.get(id(registry))
+    found = _METRICS.get(registry)
     if found is None:
         found = _GuardMetrics(
             up=Gauge(
@@ -87,7 +89,7 @@ def _metrics(registry: CollectorRegistry) -> _GuardMetrics:
                 registry=registry,
             ),
         )
-        _METRICS[id(registry)] = found
+        _METRICS[registry] = found
     return found
 
 

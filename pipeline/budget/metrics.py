@@ -8,11 +8,15 @@
 
 from __future__ import annotations
 
+from weakref import WeakKeyDictionary
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from pipeline.core.budget import BudgetScope, units_usd
 
-_BY_REGISTRY: dict[int, BudgetMetrics] = {}
+# Keyed by the registry itself, weakly: an id() key is reused once a registry is collected, and
+# a new registry would be handed the collectors of a dead one.
+_BY_REGISTRY: WeakKeyDictionary[CollectorRegistry, BudgetMetrics] = WeakKeyDictionary()
 
 
 class BudgetMetrics:
@@ -45,9 +49,9 @@ class BudgetMetrics:
     @classmethod
     def of(cls, registry: CollectorRegistry) -> BudgetMetrics:
         """One set per registry (a registry refuses the same name twice)."""
-        found = _BY_REGISTRY.get(id(registry))
+        found = _BY_REGISTRY.get(registry)
         if found is None:
-            found = _BY_REGISTRY[id(registry)] = cls(registry)
+            found = _BY_REGISTRY[registry] = cls(registry)
         return found
 
     def start(self, scope: BudgetScope, cap_units: int) -> None:

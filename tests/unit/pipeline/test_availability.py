@@ -118,3 +118,11 @@ def test_a_connection_broken_mid_operation_is_an_outage_not_a_crash() -> None:
     with pytest.raises(DependencyUnavailableError) as caught, translated():
         raise InternalClientError("cannot switch to state 15; another operation (2) is in progress")
     assert caught.value.dependency == "postgres"
+
+
+def test_each_registry_gets_collectors_of_its_own_even_at_a_recycled_address() -> None:
+    for _ in range(200):
+        registry = CollectorRegistry()
+        DependencyGuard("unit", registry=registry)
+        assert registry.get_sample_value("modstream_degraded", {"component": "unit"}) == 0
+        del registry

@@ -170,3 +170,13 @@ async def test_the_account_request_rate_is_shared_by_every_replica() -> None:
     assert await burst() == rpm  # all replicas together: the account's limit, not 3x
     clock.now += timedelta(minutes=1)
     assert await burst() == rpm  # next minute
+
+
+def test_each_registry_gets_collectors_of_its_own_even_at_a_recycled_address() -> None:
+    # CPython hands a new registry the address of one just collected; collectors cached by id()
+    # then went to the dead registry and this registry showed nothing (a flaky CI run).
+    for _ in range(200):
+        registry = CollectorRegistry()
+        BudgetMetrics.of(registry).start(BudgetScope.BATCH_DAILY_USD, 10)
+        assert _sample(registry, "modstream_budget_exhausted", "batch_daily_usd") == 0
+        del registry
