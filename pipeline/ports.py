@@ -20,7 +20,10 @@ class VerdictStore(Protocol):
         posts: Sequence[StoredPost] = (),
         decisions: Sequence[DecisionEvent] = (),
         review_items: Sequence[ReviewItem] = (),
-    ) -> None: ...
+    ) -> Sequence[DecisionEvent]:
+        """Write in one transaction; return the decisions among ``decisions`` whose
+        ``decision_id`` was already stored, as stored (they are the record, not the new ones)."""
+        ...
 
     async def latest_decision(self, post_id: str, stages: Sequence[Stage]) -> DecisionEvent | None:
         """The most recent stored decision for ``post_id`` made by one of ``stages``."""

@@ -135,9 +135,7 @@ def parse_policy(document: Any, source: str = "<policy>") -> Policy:
         thresholds[name] = Thresholds(remove_at=remove_at, review_at=review_at)
     guard = _guard_bounds(document.get("frontier_guard"), source)
     languages = _language_rules(document.get("languages"), source)
-    return Policy(
-        version=version, thresholds=thresholds, frontier_guard=guard, languages=languages
-    )
+    return Policy(version=version, thresholds=thresholds, frontier_guard=guard, languages=languages)
 
 
 def _language_rules(section: Any, source: str) -> LanguageRules | None:
@@ -154,7 +152,7 @@ def _language_rules(section: Any, source: str) -> LanguageRules | None:
     if not isinstance(supported, list) or not all(
         isinstance(code, str) and code for code in supported
     ):
-        raise PolicyError(f"{where}.supported must be a list of language codes, e.g. [\"en\"]")
+        raise PolicyError(f'{where}.supported must be a list of language codes, e.g. ["en"]')
     route = section.get("route", LanguageRoute.FRONTIER.value)
     if route not in {r.value for r in LanguageRoute}:
         raise PolicyError(f"{where}.route must be 'frontier' or 'classifier', got {route!r}")

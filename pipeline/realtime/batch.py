@@ -45,6 +45,7 @@ class BatchOutputs:
     borderline: list[BorderlineRequest] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     sources: dict[str, list[InboundMessage]] = field(default_factory=dict)
+    sla: timedelta | None = None
 
     @property
     def final_decisions(self) -> list[DecisionEvent]:
@@ -65,7 +66,45 @@ class BatchOutputs:
             decisions=[d for d in self.decisions if d.post_id in keep],
             borderline=[b for b in self.borderline if b.post_id in keep],
             sources={k: v for k, v in self.sources.items() if k in keep},
+            sla=self.sla,
         )
+
+    def adopt_stored(self, stored: Sequence[DecisionEvent]) -> list[tuple[DecisionEvent, Verdict]]:
+        """Put the decisions already stored under the same ``decision_id`` in place of the new
+        ones, and route each post by its stored verdict (borderline to the frontier).
+
+        A re-delivered post is scored again, in another batch, perhaps on another device; its
+        scores can differ in the last bits and cross a threshold. The stored decision is the
+        record, so it is what gets published again. Returns ``(stored, new verdict)`` for each
+        post whose verdict the stored decision overrode. Idempotent.
+        """
+        by_id = {d.decision_id: d for d in stored}
+        by_post = {d.post_id: d for d in by_id.values()}
+        if not by_post:
+            return []
+        overridden = [
+            (by_id[d.decision_id], d.verdict)
+            for d in self.decisions
+            if d.decision_id in by_id and by_id[d.decision_id].verdict is not d.verdict
+        ]
+        self.decisions = [by_id.get(d.decision_id, d) for d in self.decisions]
+        self.borderline = [b for b in self.borderline if b.post_id not in by_post]
+        for post, *_ in self.posts:
+            kept = by_post.pop(post.post_id, None)
+            if kept is None or kept.verdict is not Verdict.BORDERLINE:
+                continue
+            if self.sla is None:
+                raise ValueError("BatchOutputs.sla is needed to route a stored borderline post")
+            self.borderline.append(
+                borderline_request(
+                    post,
+                    kept.scores,
+                    model_version=kept.model_version,
+                    policy_version=kept.policy_version,
+                    sla=self.sla,
+                )
+            )
+        return overridden
 
 
 def decode_batch(
@@ -107,7 +146,7 @@ def decide_batch(
     scores (``None``) and a reason in ``gated``: it is borderline, for the frontier model.
     """
     decided_at = now or datetime.now(UTC)
-    outputs = BatchOutputs()
+    outputs = BatchOutputs(sla=sla)
     usage = DecisionUsage(compute_seconds=inference_seconds / len(valid)) if valid else None
     reasons = gated if gated is not None else [None] * len(valid)
     for (message, post), post_scores, reason in zip(valid, scores, reasons, strict=True):

@@ -6,6 +6,8 @@ acknowledged by the broker); only after it returns may an engine commit the batc
 * While Postgres or the broker is unreachable, the same delivery is retried with a capped
   back-off (:class:`~pipeline.availability.DependencyGuard`); writes and publishes are idempotent
   on deterministic ids, so a retry never duplicates a verdict.
+* A post decided before (a re-delivery) keeps its stored decision: the store reports it, and
+  it is that decision which is published again and routed (see ``BatchOutputs.adopt_stored``).
 * When a dependency rejects the *data* (a Postgres data exception, a record over the broker's
   limit), the batch is bisected until the posts that fail alone are found; those are
   dead-lettered with reason ``unstorable`` / ``unpublishable`` and the rest is delivered.
@@ -24,7 +26,7 @@ from pipeline.log import get_logger
 from pipeline.ports import EventPublisher, VerdictStore
 from pipeline.realtime import metrics
 from pipeline.realtime.batch import BatchOutputs
-from schemas import DeadLetterReason
+from schemas import DeadLetterReason, DecisionEvent
 
 log = get_logger(__name__)
 
@@ -45,10 +47,14 @@ async def deliver(
     ``stop`` is set during an outage.
     """
 
+    stored: list[DecisionEvent] = []
+
     async def attempt() -> list[tuple[str, RecordRejectedError]]:
-        return await _deliver_isolating(outputs, store=store, publisher=publisher)
+        stored.clear()
+        return await _deliver_isolating(outputs, stored, store=store, publisher=publisher)
 
     rejected = await guard.call(attempt, what="deliver micro-batch", stop=stop)
+    outputs.adopt_stored(stored)  # the halves of a bisected batch adopted them on their own
     for post_id, error in rejected:
         reason = (
             DeadLetterReason.UNSTORABLE
@@ -77,20 +83,38 @@ async def deliver(
 
 async def _deliver_once(
     outputs: BatchOutputs, *, store: VerdictStore, publisher: EventPublisher
-) -> None:
-    await store.write_batch(posts=outputs.posts, decisions=outputs.decisions)
+) -> list[DecisionEvent]:
+    """Write, then publish what is stored: a post decided before keeps its stored decision."""
+    stored = await store.write_batch(posts=outputs.posts, decisions=outputs.decisions)
+    for kept, scored in outputs.adopt_stored(stored):
+        metrics.STORED_VERDICT_KEPT.inc()
+        log.warning(
+            "realtime.stored_verdict_kept",
+            post_id=kept.post_id,
+            stored=kept.verdict.value,
+            scored_again=scored.value,
+            model_version=kept.model_version,
+        )
     await asyncio.gather(
         publisher.publish_decisions(outputs.final_decisions),
         publisher.publish_borderline(outputs.borderline),
     )
+    return list(stored)
 
 
 async def _deliver_isolating(
-    outputs: BatchOutputs, *, store: VerdictStore, publisher: EventPublisher
+    outputs: BatchOutputs,
+    stored: list[DecisionEvent],
+    *,
+    store: VerdictStore,
+    publisher: EventPublisher,
 ) -> list[tuple[str, RecordRejectedError]]:
-    """Deliver ``outputs``; on a rejection, bisect and return the posts rejected alone."""
+    """Deliver ``outputs``; on a rejection, bisect and return the posts rejected alone.
+
+    Decisions found already stored are appended to ``stored``.
+    """
     try:
-        await _deliver_once(outputs, store=store, publisher=publisher)
+        stored.extend(await _deliver_once(outputs, store=store, publisher=publisher))
         return []
     except RecordRejectedError as exc:
         if len(outputs.sources) <= 1:
@@ -103,8 +127,8 @@ async def _deliver_isolating(
         )
     left, right = outputs.split()
     return [
-        *await _deliver_isolating(left, store=store, publisher=publisher),
-        *await _deliver_isolating(right, store=store, publisher=publisher),
+        *await _deliver_isolating(left, stored, store=store, publisher=publisher),
+        *await _deliver_isolating(right, stored, store=store, publisher=publisher),
     ]
 
 

@@ -28,6 +28,10 @@ DECISIONS = Counter("realtime_decisions_total", "Decisions made, by verdict.", [
 FLAGGED = Counter(
     "realtime_flagged_total", "Posts at or over a review threshold, by category.", ["category"]
 )
+STORED_VERDICT_KEPT = Counter(
+    "realtime_stored_verdict_kept_total",
+    "Re-delivered posts scored to another verdict; the stored decision was kept and republished.",
+)
 DEAD_LETTERS = Counter(
     "realtime_dead_letters_total", "Dead-lettered messages, by reason.", ["reason"]
 )

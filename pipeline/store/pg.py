@@ -26,6 +26,10 @@ ON CONFLICT (post_id) DO NOTHING
 
 # History first; only decisions that are new in history may move the current verdict, so a
 # re-delivered (older) decision never overwrites a newer one. Human decisions are final.
+# The statement returns the decisions that were already stored under an incoming decision_id:
+# its snapshot does not see the rows its own CTEs insert. The stored decision wins (a
+# re-delivered post scored again may land on the other side of a threshold), and the caller
+# publishes it instead of the new one, so the topic never contradicts the table.
 _WRITE_DECISIONS = """
 WITH incoming AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[],
@@ -52,17 +56,24 @@ WITH incoming AS (
     RETURNING decision_id, post_id, verdict, stage, model_version, policy_version, decided_at
 ), latest AS (
     SELECT DISTINCT ON (post_id) * FROM inserted ORDER BY post_id, decided_at DESC
+), moved AS (
+    INSERT INTO current_verdicts (post_id, decision_id, verdict, stage, model_version,
+                                  policy_version, decided_at)
+    SELECT post_id, decision_id, verdict, stage, model_version, policy_version, decided_at
+    FROM latest
+    ON CONFLICT (post_id) DO UPDATE SET
+        decision_id = EXCLUDED.decision_id, verdict = EXCLUDED.verdict, stage = EXCLUDED.stage,
+        model_version = EXCLUDED.model_version, policy_version = EXCLUDED.policy_version,
+        decided_at = EXCLUDED.decided_at, updated_at = now()
+    WHERE (current_verdicts.stage <> 'human' OR EXCLUDED.stage = 'human')
+      AND EXCLUDED.decided_at >= current_verdicts.decided_at
+    RETURNING post_id
 )
-INSERT INTO current_verdicts (post_id, decision_id, verdict, stage, model_version,
-                              policy_version, decided_at)
-SELECT post_id, decision_id, verdict, stage, model_version, policy_version, decided_at
-FROM latest
-ON CONFLICT (post_id) DO UPDATE SET
-    decision_id = EXCLUDED.decision_id, verdict = EXCLUDED.verdict, stage = EXCLUDED.stage,
-    model_version = EXCLUDED.model_version, policy_version = EXCLUDED.policy_version,
-    decided_at = EXCLUDED.decided_at, updated_at = now()
-WHERE (current_verdicts.stage <> 'human' OR EXCLUDED.stage = 'human')
-  AND EXCLUDED.decided_at >= current_verdicts.decided_at
+SELECT v.decision_id, v.post_id, v.verdict, v.scores, v.categories, v.stage, v.model_version,
+       v.policy_version, v.ingested_at, v.decided_at, v.cost_usd, v.reason, v.rationale,
+       v.input_tokens, v.output_tokens, v.cache_read_tokens, v.cache_write_tokens,
+       v.compute_seconds, v.simulated
+FROM verdicts v JOIN (SELECT DISTINCT decision_id FROM incoming) i USING (decision_id)
 """
 
 # History only: for records that must not move the current verdict (e.g. a replay's borderline
@@ -89,7 +100,8 @@ ON CONFLICT (decision_id) DO NOTHING
 
 _LATEST_DECISION = """
 SELECT decision_id, post_id, verdict, scores, categories, stage, model_version, policy_version,
-       ingested_at, decided_at, cost_usd, reason, rationale
+       ingested_at, decided_at, cost_usd, reason, rationale, input_tokens, output_tokens,
+       cache_read_tokens, cache_write_tokens, compute_seconds, simulated
 FROM verdicts WHERE post_id = $1 AND stage = ANY($2::text[])
 ORDER BY decided_at DESC LIMIT 1
 """
@@ -186,6 +198,32 @@ def _review_columns(items: Sequence[ReviewItem]) -> list[list[Any]]:
     return cols
 
 
+def _decision(row: asyncpg.Record) -> DecisionEvent:
+    return DecisionEvent(
+        decision_id=row["decision_id"],
+        post_id=row["post_id"],
+        verdict=Verdict(row["verdict"]),
+        scores=json.loads(row["scores"]),
+        categories=list(row["categories"]),
+        stage=Stage(row["stage"]),
+        model_version=row["model_version"],
+        policy_version=row["policy_version"],
+        ingested_at=row["ingested_at"],
+        decided_at=row["decided_at"],
+        cost_usd=float(row["cost_usd"]),
+        reason=row["reason"],
+        rationale=row["rationale"],
+        usage=DecisionUsage(
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            cache_read_tokens=row["cache_read_tokens"],
+            cache_write_tokens=row["cache_write_tokens"],
+            compute_seconds=row["compute_seconds"],
+        ),
+        simulated=row["simulated"],
+    )
+
+
 async def write_rows(
     conn: asyncpg.Connection,
     *,
@@ -193,20 +231,25 @@ async def write_rows(
     decisions: Sequence[DecisionEvent] = (),
     history_only: Sequence[DecisionEvent] = (),
     review_items: Sequence[ReviewItem] = (),
-) -> None:
+) -> list[DecisionEvent]:
     """Idempotent writes on ``conn`` inside the caller's transaction.
 
     ``decisions`` go to the history and may move the current verdict (human stays final);
     ``history_only`` records are appended to the history without touching the current verdict.
+    Returns the decisions among ``decisions`` whose ``decision_id`` was already stored, as
+    stored: they were not written again, and they, not the incoming ones, are the record.
     """
+    stored: list[DecisionEvent] = []
     if posts:
         await conn.execute(_INSERT_POSTS, *_post_columns(posts))
     if decisions:
-        await conn.execute(_WRITE_DECISIONS, *_decision_columns(decisions))
+        rows = await conn.fetch(_WRITE_DECISIONS, *_decision_columns(decisions))
+        stored = [_decision(row) for row in rows]
     if history_only:
         await conn.execute(_INSERT_HISTORY, *_decision_columns(history_only))
     if review_items:
         await conn.execute(_ENQUEUE_REVIEW, *_review_columns(review_items))
+    return stored
 
 
 class PostgresStore:
@@ -251,40 +294,31 @@ class PostgresStore:
         posts: Sequence[StoredPost] = (),
         decisions: Sequence[DecisionEvent] = (),
         review_items: Sequence[ReviewItem] = (),
-    ) -> None:
-        """Write posts, decisions and review items of one batch in a single transaction."""
+    ) -> list[DecisionEvent]:
+        """Write posts, decisions and review items of one batch in a single transaction.
+
+        Returns the decisions that were already stored under an incoming ``decision_id``, as
+        stored (see :func:`write_rows`).
+        """
         with translated():
             async with self._pool.acquire() as conn, conn.transaction():
-                await write_rows(conn, posts=posts, decisions=decisions, review_items=review_items)
+                return await write_rows(
+                    conn, posts=posts, decisions=decisions, review_items=review_items
+                )
 
     async def latest_decision(self, post_id: str, stages: Sequence[Stage]) -> DecisionEvent | None:
         """The most recent stored decision for ``post_id`` made by one of ``stages``."""
         with translated():
             row = await self._pool.fetchrow(_LATEST_DECISION, post_id, [s.value for s in stages])
-        if row is None:
-            return None
-        return DecisionEvent(
-            decision_id=row["decision_id"],
-            post_id=row["post_id"],
-            verdict=Verdict(row["verdict"]),
-            scores=json.loads(row["scores"]),
-            categories=list(row["categories"]),
-            stage=Stage(row["stage"]),
-            model_version=row["model_version"],
-            policy_version=row["policy_version"],
-            ingested_at=row["ingested_at"],
-            decided_at=row["decided_at"],
-            cost_usd=float(row["cost_usd"]),
-            reason=row["reason"],
-            rationale=row["rationale"],
-        )
+        return None if row is None else _decision(row)
 
     async def save_posts(self, posts: Sequence[StoredPost]) -> None:
         await self.write_batch(posts=posts)
 
-    async def write_decisions(self, decisions: Sequence[DecisionEvent]) -> None:
-        """Append decisions to the history and move current verdicts (idempotent)."""
-        await self.write_batch(decisions=decisions)
+    async def write_decisions(self, decisions: Sequence[DecisionEvent]) -> list[DecisionEvent]:
+        """Append decisions to the history and move current verdicts (idempotent); returns
+        those already stored, as stored."""
+        return await self.write_batch(decisions=decisions)
 
     async def enqueue_review(self, items: Sequence[ReviewItem]) -> None:
         """Add items to the review queue (idempotent on ``item_id``)."""

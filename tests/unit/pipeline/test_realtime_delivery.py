@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -45,13 +46,18 @@ class RejectingStore:
         posts: Sequence[StoredPost] = (),
         decisions: Sequence[DecisionEvent] = (),
         review_items: Sequence[ReviewItem] = (),
-    ) -> None:
+    ) -> list[DecisionEvent]:
         if self.outages:
             self.outages -= 1
             raise DependencyUnavailableError("postgres", "ConnectionRefusedError")
         if any(p.post_id in self.poisoned for p, *_ in posts):
             raise RecordRejectedError("postgres", "DataError (SQLSTATE 22P05)")
-        self.decisions.update({d.decision_id: d for d in decisions})
+        stored = [
+            self.decisions[d.decision_id] for d in decisions if d.decision_id in self.decisions
+        ]
+        for d in decisions:
+            self.decisions.setdefault(d.decision_id, d)
+        return stored
 
     async def latest_decision(self, post_id: str, stages: Sequence[Stage]) -> DecisionEvent | None:
         return None
@@ -118,3 +124,62 @@ async def test_rejected_posts_are_dead_lettered_alone_and_the_rest_delivered(
     assert {letter.source_offset for letter in publisher.letters} == lettered
     assert all(letter.reason_code is DeadLetterReason.UNSTORABLE for letter in publisher.letters)
     assert {d.post_id for d in outputs.decisions} == stored
+
+
+_LEVELS = {"allow": 0.01, "borderline": 0.6, "remove": 0.99}
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    first=st.lists(st.sampled_from(sorted(_LEVELS)), min_size=1, max_size=30),
+    data=st.data(),
+)
+async def test_a_redelivered_post_keeps_and_republishes_its_stored_decision(
+    first: list[str], data: st.DataObject
+) -> None:
+    # Scored again in another batch, a post can cross a threshold (int8 activation scales, GPU
+    # kernels per batch size). The topic must then repeat the table, not contradict it.
+    again = data.draw(
+        st.lists(st.sampled_from(sorted(_LEVELS)), min_size=len(first), max_size=len(first))
+    )
+    n = len(first)
+    messages = [
+        InboundMessage("posts", 0, i, None, json.dumps(post_document(f"p{i}", f"t{i}")).encode())
+        for i in range(n)
+    ]
+    level = dict(zip((f"t{i}" for i in range(n)), first, strict=True))
+
+    def rule(text: str) -> dict[str, float]:
+        return {"toxic": _LEVELS[level[text]], "hate": 0.01, "spam": 0.01}
+
+    store = RejectingStore(set())
+
+    async def run_once() -> tuple[RecordingPublisher, dict[str, str]]:
+        outputs = await process_batch(
+            messages,
+            classifier=FixedScoreClassifier(rule),
+            policy=POLICY,
+            sla=timedelta(seconds=5),
+            max_bytes=65_536,
+        )
+        publisher = RecordingPublisher()
+        await deliver(
+            outputs, store=store, publisher=publisher, guard=_guard(), dead_letter_max_bytes=1024
+        )
+        return publisher, {d.post_id: d.verdict.value for d in outputs.decisions}
+
+    original, verdicts = await run_once()
+    level.update(zip((f"t{i}" for i in range(n)), again, strict=True))
+    replayed, kept = await run_once()
+
+    assert kept == verdicts
+    assert [(d.post_id, d.verdict) for d in replayed.decisions] == [
+        (d.post_id, d.verdict) for d in original.decisions
+    ]
+    assert {d.decision_id for d in replayed.decisions} == {
+        d.decision_id for d in original.decisions
+    }
+    assert sorted((b.post_id, b.scores["toxic"]) for b in replayed.borderline) == sorted(
+        (b.post_id, b.scores["toxic"]) for b in original.borderline
+    )
+    assert {d.post_id: d.verdict.value for d in store.decisions.values()} == verdicts
