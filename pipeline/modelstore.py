@@ -35,6 +35,7 @@ def load_model(settings: Settings, model_dir: Path | None = None) -> Classifier:
         variant=settings.model_variant,
         providers=providers,
         threads=settings.onnx_threads,
+        spin_wait=settings.onnx_spin_wait,
     )
 
 

@@ -42,6 +42,7 @@ def load_candidate(
         variant=settings.model_variant,
         providers=providers,
         threads=threads if threads is not None else settings.onnx_threads,
+        spin_wait=settings.onnx_spin_wait,
     )
     return classifier, policy
 

@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.config import load_settings
 from pipeline.errors import SettingsError
-from pipeline.modelstore import load_model_and_policy
+from pipeline.modelstore import load_model, load_model_and_policy
 
 
 @pytest.mark.parametrize(
@@ -63,5 +63,22 @@ def test_onnx_threads_reach_the_classifier_session(
         options = classifier._session.get_session_options()  # type: ignore[attr-defined]
         assert settings.onnx_threads == 1
         assert options.intra_op_num_threads == 1
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    finally:
+        classifier.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("env", "entry"), [(None, "0"), ("true", "1"), ("false", "0")])
+def test_onnx_spin_wait_reaches_the_classifier_session(
+    monkeypatch: pytest.MonkeyPatch, model_dir: Path, env: str | None, entry: str
+) -> None:
+    if env is not None:
+        monkeypatch.setenv("MODSTREAM_ONNX_SPIN_WAIT", env)
+    monkeypatch.setenv("MODSTREAM_MODEL_VARIANT", "int8")
+    monkeypatch.setenv("MODSTREAM_MODEL_PROVIDERS", "CPUExecutionProvider")
+    classifier = load_model(load_settings())
+    try:
+        options = classifier._session.get_session_options()  # type: ignore[attr-defined]
+        assert options.get_session_config_entry("session.intra_op.allow_spinning") == entry
     finally:
         classifier.close()  # type: ignore[attr-defined]
