@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any, Literal, TypeVar
 
 import jsonschema
+import jsonschema_rs
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.fields import Identifier, PostText, Score, ScoreName, Timestamp
@@ -221,12 +222,24 @@ def _where(model: type[BaseModel], path: Any) -> str:
     return "/".join(parts) or "<root>"
 
 
+@cache
+def _fast_validator(model: type[BaseModel]) -> jsonschema_rs.Validator:
+    # Formats are annotations in 2020-12 unless asserted, as for the reference validator.
+    return jsonschema_rs.validator_for(json_schema(model), validate_formats=False)
+
+
 def validate_document(model: type[BaseModel], document: Any) -> None:
     """Raise :class:`EventError` if ``document`` violates ``model``'s JSON Schema.
+
+    A compiled validator (jsonschema-rs, ~0.3 µs a post) accepts the valid documents; the
+    reference validator (jsonschema, ~30 µs) decides and explains the others. A test holds that
+    whatever the compiled one accepts, the reference accepts too.
 
     The detail names the field and the rule it breaks, never the offending value (jsonschema's
     own messages quote it, and dead-letter details are logged).
     """
+    if _fast_validator(model).is_valid(document):
+        return
     error = jsonschema.exceptions.best_match(_validator(model).iter_errors(document))
     if error is not None:
         rule = error.validator
