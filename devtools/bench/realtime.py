@@ -2,7 +2,11 @@
 the raw classifier and a naive per-message consumer on the same texts, in one run.
 
 Figures:
-- ``raw_posts_per_s``: ``classifier.predict`` alone on the texts, in micro-batches of the same size.
+- ``raw_posts_per_s``: ``classifier.predict`` alone on the texts, in micro-batches of the same size,
+  with the session the stage uses. ``raw_spinning_posts_per_s``: the same with ONNX Runtime's
+  intra-op threads spinning (``MODSTREAM_ONNX_SPIN_WAIT``, off in the stage), the classifier's
+  best alone on this machine; ``ratio_vs_raw_spinning`` compares the pipeline with that. The two
+  raw figures are measured in alternation, twice each, and averaged.
 - ``pipeline_posts_per_s``: the real stage draining a backlog on the ingest topic (decode, score,
   Postgres write, publish, commit) — its maximum sustained rate.
 - ``naive_posts_per_s``: the same stage with batches of one message (score, write, publish and
@@ -181,11 +185,32 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
+def _raw_rate(classifier: Classifier, texts: Sequence[str], batch: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch):
+        classifier.predict(texts[start : start + batch])
+    return len(texts) / (time.perf_counter() - started)
+
+
+def _raw_rates(
+    classifier: Classifier, spinning: Classifier, texts: Sequence[str], batch: int
+) -> tuple[float, float]:
+    """Posts/s of each classifier alone: warmed up, then A B A B, each rate the mean of two."""
+    for each in (classifier, spinning):
+        each.predict(texts[:batch])
+    rates: tuple[list[float], list[float]] = ([], [])
+    for _ in range(2):
+        for each, found in zip((classifier, spinning), rates, strict=True):
+            found.append(_raw_rate(each, texts, batch))
+    return statistics.fmean(rates[0]), statistics.fmean(rates[1])
+
+
 async def run_realtime_bench(
     settings: Settings,
     classifier: Classifier,
     policy: Policy,
     *,
+    spinning: Classifier,
     posts: int,
     naive_posts: int,
     latency_seconds: float,
@@ -196,13 +221,9 @@ async def run_realtime_bench(
     batch = settings.realtime_max_batch
     texts = bench_texts(posts)
 
-    report(f"raw classifier: {posts} posts in batches of {batch}")
-    classifier.predict(texts[:batch])  # warm up
-    started = time.perf_counter()
-    for start in range(0, posts, batch):
-        classifier.predict(texts[start : start + batch])
-    raw = posts / (time.perf_counter() - started)
-    report(f"  raw_posts_per_s={raw:.1f}")
+    report(f"raw classifier: {posts} posts in batches of {batch}, the stage's session and spinning")
+    raw, raw_spinning = _raw_rates(classifier, spinning, texts, batch)
+    report(f"  raw_posts_per_s={raw:.1f} raw_spinning_posts_per_s={raw_spinning:.1f}")
 
     store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())
     try:
@@ -242,6 +263,8 @@ async def run_realtime_bench(
         "pipeline_posts_per_s": round(pipeline, 1),
         "raw_posts_per_s": round(raw, 1),
         "ratio_vs_raw": round(pipeline / raw, 3),
+        "raw_spinning_posts_per_s": round(raw_spinning, 1),
+        "ratio_vs_raw_spinning": round(pipeline / raw_spinning, 3),
         "naive_posts_per_s": round(naive, 1),
         "ratio_vs_naive": round(pipeline / naive, 2),
         "p50_ms": round(_percentile(latencies, 0.50), 1),

@@ -18,17 +18,19 @@ async def _bench(
 ) -> dict[str, Any]:
     from devtools.bench.realtime import run_realtime_bench
     from devtools.stack import up
-    from pipeline.modelstore import ensure_model, load_model_and_policy
+    from pipeline.modelstore import ensure_model, load_model, load_model_and_policy
 
     click.echo("starting the local stack (idempotent) ...", err=True)
     await up(settings)
     ensure_model(settings.models_path)
     classifier, policy = load_model_and_policy(settings)
+    spinning = load_model(settings.model_copy(update={"onnx_spin_wait": True}))
     try:
         return await run_realtime_bench(
             settings,
             classifier,
             policy,
+            spinning=spinning,
             posts=posts,
             naive_posts=naive_posts,
             latency_seconds=latency_s,
@@ -36,6 +38,7 @@ async def _bench(
         )
     finally:
         classifier.close()
+        spinning.close()
 
 
 @bench.command("realtime")
