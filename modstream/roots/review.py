@@ -94,7 +94,10 @@ async def running_review(
     settings: Settings, *, host: str | None = None, port: int | None = None
 ) -> AsyncIterator[RunningReview]:
     """Start the review app and its helpers; stop everything on exit."""
-    store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value(), max_size=10)
+    # The review app keeps no session state on its connections (tests/unit/test_architecture.py).
+    store = await PostgresStore.connect(
+        settings.postgres_dsn.get_secret_value(), max_size=10, stateless=True
+    )
     publisher = KafkaEventPublisher(settings, client_id=f"{settings.kafka_client_id}-review")
     frontier: FrontierClient | None = None
     unavailable = ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +28,12 @@ def _default(value: object) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+def _flat(record: Any) -> dict[str, Any]:
+    """A flat dataclass (queue rows, claims) as a dict. ``dataclasses.asdict`` deep-copies every
+    value; on the queue page that was 13 % of the app's CPU under ``bench review``."""
+    return {f.name: getattr(record, f.name) for f in fields(record)}
 
 
 def reply(data: Any, status: int = 200) -> web.Response:
@@ -65,7 +71,7 @@ async def logout_others(request: web.Request) -> web.Response:
 
 async def queue(request: web.Request) -> web.Response:
     page = await _ctx(request).queue.page(parse_filter(request.query))
-    return reply({"items": [asdict(entry) for entry in page.entries], "next": page.next})
+    return reply({"items": [_flat(entry) for entry in page.entries], "next": page.next})
 
 
 async def item(request: web.Request) -> web.Response:
@@ -76,14 +82,14 @@ async def claim_next(request: web.Request) -> web.Response:
     ctx, session = _ctx(request), current_session(request)
     claim = await ctx.queue.claim(session.username, flt=parse_filter(request.query))
     ctx.metrics.claims.labels("claimed" if claim else "empty").inc()
-    return reply({"claimed": asdict(claim) if claim else None})
+    return reply({"claimed": _flat(claim) if claim else None})
 
 
 async def claim(request: web.Request) -> web.Response:
     ctx, session = _ctx(request), current_session(request)
     got = await ctx.queue.claim(session.username, request.match_info["item_id"])
     ctx.metrics.claims.labels("claimed" if got else "empty").inc()
-    return reply({"claimed": asdict(got) if got else None})
+    return reply({"claimed": _flat(got) if got else None})
 
 
 async def renew(request: web.Request) -> web.Response:

@@ -31,13 +31,18 @@ WITH next AS (
     ORDER BY priority_key, item_id
     LIMIT 1
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE review_items r
+    SET status = 'claimed', claimed_by = $1, claimed_at = now(),
+        first_claimed_at = coalesce(r.first_claimed_at, now()), claim_count = r.claim_count + 1,
+        lease_expires_at = now() + make_interval(secs => $2)
+    FROM next WHERE r.item_id = next.item_id
+    RETURNING r.item_id, r.post_id, r.lease_expires_at
+), audited AS (
+    INSERT INTO audit_log (actor, action, subject, detail)
+    SELECT $1, 'claim', item_id, '{{}}'::jsonb FROM claimed
 )
-UPDATE review_items r
-SET status = 'claimed', claimed_by = $1, claimed_at = now(),
-    first_claimed_at = coalesce(r.first_claimed_at, now()), claim_count = r.claim_count + 1,
-    lease_expires_at = now() + make_interval(secs => $2)
-FROM next WHERE r.item_id = next.item_id
-RETURNING r.item_id, r.post_id, r.lease_expires_at
+SELECT item_id, post_id, lease_expires_at FROM claimed
 """
 
 
@@ -76,11 +81,10 @@ class Claims(QueueBase):
         sql, params = claim_query(item_id, flt)
         async with self._pool.acquire() as conn:
             for _ in range(CLAIM_ATTEMPTS):
-                async with conn.transaction():
-                    row = await conn.fetchrow(sql, reviewer, self._lease, *params)
-                    if row is not None:
-                        await audit.record(conn, reviewer, "claim", row["item_id"])
-                        return Claim(row["item_id"], row["post_id"], row["lease_expires_at"])
+                # One statement (claim and its audit row), so one round trip and atomic.
+                row = await conn.fetchrow(sql, reviewer, self._lease, *params)
+                if row is not None:
+                    return Claim(row["item_id"], row["post_id"], row["lease_expires_at"])
                 # A row seen as claimable may have been claimed while we locked it; look again
                 # only if something claimable is left in this view.
                 if item_id is not None or not await self._claimable_left(conn, reviewer, flt):

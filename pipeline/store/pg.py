@@ -252,6 +252,11 @@ async def write_rows(
     return stored
 
 
+async def _no_session_state(_conn: asyncpg.Connection) -> None:
+    """The reset of a stateless pool: nothing to undo (asyncpg has rolled back any open
+    transaction before calling it)."""
+
+
 class PostgresStore:
     """Idempotent, batched writes of posts, verdicts and review items."""
 
@@ -259,11 +264,19 @@ class PostgresStore:
         self._pool = pool
 
     @classmethod
-    async def connect(cls, dsn: str, *, min_size: int = 1, max_size: int = 4) -> PostgresStore:
-        """A pool that connects eagerly: fails at once when Postgres is unreachable."""
+    async def connect(
+        cls, dsn: str, *, min_size: int = 1, max_size: int = 4, stateless: bool = False
+    ) -> PostgresStore:
+        """A pool that connects eagerly: fails at once when Postgres is unreachable.
+
+        ``stateless``: the caller keeps no session state on pooled connections (no advisory
+        locks, LISTEN, SET or held cursors), so a released connection skips asyncpg's reset
+        query, one round trip per release. An open transaction is still rolled back.
+        """
+        reset = {"reset": _no_session_state} if stateless else {}
         with translated():
             pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, **_POOL_TIMEOUTS
+                dsn, min_size=min_size, max_size=max_size, **_POOL_TIMEOUTS, **reset
             )
         return cls(pool)
 

@@ -261,6 +261,32 @@ async def test_an_idle_session_ends_while_a_busy_one_lives_on(strict_env: Review
         assert not (await _session_row(strict_env, busy_name))["over"]
 
 
+async def test_a_request_moves_the_idle_clock_only_when_that_gains_a_tenth_of_it(
+    review_env: ReviewEnv,
+) -> None:
+    # Most requests only read their session (no write, no WAL flush per request).
+    name = await review_env.user()
+    idle = review_env.settings.review_session_idle_seconds
+    slack = min(60.0, idle / 10)
+    async with await logged_in(review_env, name) as client:
+        expiry = "SELECT expires_at FROM review_sessions WHERE username = $1"
+        [before] = await fetch_rows(review_env.settings, expiry, name)
+        for _ in range(3):
+            assert (await client.call("GET", "/api/me"))[0] == 200
+        [after] = await fetch_rows(review_env.settings, expiry, name)
+        assert after["expires_at"] == before["expires_at"]
+        await fetch_rows(
+            review_env.settings,
+            "UPDATE review_sessions SET expires_at = now() + make_interval(secs => $2) "
+            "WHERE username = $1 RETURNING 1",
+            name,
+            idle - 2 * slack,
+        )
+        assert (await client.call("GET", "/api/me"))[0] == 200
+        left = (await _session_row(review_env, name))["left_s"]
+        assert idle - slack < left <= idle  # type: ignore[operator]
+
+
 async def test_the_absolute_ttl_still_caps_an_active_session(review_env: ReviewEnv) -> None:
     name = await review_env.user()
     async with await logged_in(review_env, name) as client:

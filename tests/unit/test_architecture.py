@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +138,41 @@ def test_no_product_module_is_over_400_lines() -> None:
         if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400
     }
     assert long == {}
+
+
+_SESSION_STATE = re.compile(
+    r"pg_(try_)?advisory_(un)?lock(_shared)?\s*\(|\bLISTEN\s+\w|\bset_config\s*\("
+    r"|\bSET\s+(SESSION|ROLE|search_path|TIME ZONE)\b|\bWITH HOLD\b"
+)
+
+
+def _module_path(name: str) -> Path | None:
+    base = ROOT.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def test_the_review_app_keeps_no_session_state_on_its_pooled_connections() -> None:
+    # Its pool skips asyncpg's reset query on release (PostgresStore.connect(stateless=True)):
+    # no module the review root reaches may take a session-level lock, LISTEN, or SET.
+    reached: dict[str, Path] = {}
+    todo = ["modstream.roots.review"]
+    while todo:
+        name = todo.pop()
+        path = _module_path(name)
+        if name in reached or path is None:
+            continue
+        reached[name] = path
+        todo.extend(n for n in imported(path) if top(n) in LAYERS)
+    assert "pipeline.review.claims" in reached and "pipeline.store.pg" in reached
+    found = [
+        f"{name} line {node.lineno}"
+        for name, path in reached.items()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and _SESSION_STATE.search(node.value)
+    ]
+    assert found == [], "session state on a stateless pool; use a connection of its own"
