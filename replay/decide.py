@@ -10,7 +10,10 @@ The same :func:`~pipeline.core.policy.evaluate` as the real-time stage decides e
   the frontier model already decided the post under this policy;
 - a decision is *changed* when its verdict differs from the previous current verdict (and that
   verdict was not a human's); changed decisions are published;
-- an allow<->remove flip at or above the flip severity is also enqueued for review (batch_flip).
+- an allow<->remove flip at or above the flip severity is also enqueued for review (batch_flip);
+- a post whose final verdict this classifier model and policy already gave (in real time or an
+  earlier replay) keeps it: scored again in another batch, its int8 scores move (activation
+  scales are computed per batch) and ~3 % of such posts would cross a threshold by noise alone.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from schemas import DecisionEvent, DecisionUsage, ReviewItem, ReviewReason, Stag
 
 FLIP_VERDICTS = frozenset({Verdict.ALLOW.value, Verdict.REMOVE.value})
 FRONTIER_STAGES = frozenset({Stage.FRONTIER.value, REPLAY_STAGE.value})
+CLASSIFIER_STAGES = frozenset({Stage.REALTIME.value, REPLAY_STAGE.value})
+_FINAL = frozenset({Verdict.ALLOW.value, Verdict.REMOVE.value})
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +123,15 @@ def decide_chunk(
     usage = DecisionUsage(compute_seconds=inference_seconds / len(posts)) if posts else None
     tally = plan.tally
     for post, post_scores in zip(posts, scores, strict=True):
+        if (
+            post.prev_stage in CLASSIFIER_STAGES
+            and post.prev_verdict in _FINAL
+            and post.prev_model == model_version
+            and post.prev_policy == policy.version
+        ):
+            tally.kept_same_versions += 1
+            tally.record(post.prev_verdict, post.prev_verdict, post.post_id, changed=False)
+            continue
         # No scores: the language gate held the post back; the frontier model reads it.
         outcome = GATED_OUTCOME if post_scores is None else evaluate(policy, post_scores)
         if not post.text.strip():

@@ -61,6 +61,7 @@ class Tally:
     flips_to_review: int = 0
     borderline: int = 0
     borderline_already_decided: int = 0
+    kept_same_versions: int = 0
     max_samples: int = 10
 
     def record(self, prev: str | None, new: str, post_id: str, *, changed: bool) -> None:
@@ -88,6 +89,7 @@ class Tally:
             "flips_to_review",
             "borderline",
             "borderline_already_decided",
+            "kept_same_versions",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
@@ -103,6 +105,7 @@ class Tally:
             "flips_to_review": self.flips_to_review,
             "borderline": self.borderline,
             "borderline_already_decided": self.borderline_already_decided,
+            "kept_same_versions": self.kept_same_versions,
         }
 
     @classmethod
@@ -118,6 +121,7 @@ class Tally:
         tally.flips_to_review = int(data.get("flips_to_review", 0))
         tally.borderline = int(data.get("borderline", 0))
         tally.borderline_already_decided = int(data.get("borderline_already_decided", 0))
+        tally.kept_same_versions = int(data.get("kept_same_versions", 0))
         return tally
 
 

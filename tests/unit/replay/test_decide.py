@@ -112,3 +112,23 @@ def test_flip_helpers() -> None:
     assert not is_flip("escalate", "remove")
     assert flip_severity(0.2, None) == 0.2
     assert flip_severity(0.2, {"a": 0.7}) == 0.7
+
+
+def test_a_final_verdict_of_this_model_and_policy_is_kept_whatever_the_new_scores() -> None:
+    # Scored again in another batch, int8 scores move; the same model and policy already decided.
+    same = {"model": "m1", "policy": "p1"}
+    plan = run(
+        [
+            post("rt", "allow", **same),
+            post("rp", "remove", stage="batch", **same),
+            post("bl", "borderline", **same),  # not final: the replay still routes it
+            post("old", "allow", model="m0", policy="p1"),
+            post("hu", "allow", stage="human", **same),
+        ],
+        [HIGH, LOW, HIGH, HIGH, HIGH],
+    )
+    assert plan.tally.kept_same_versions == 2
+    assert {d.post_id for d in plan.decisions} == {"bl", "old", "hu"}
+    assert {d.post_id for d in plan.changed} == {"bl", "old"}
+    assert plan.tally.transitions["allow->allow"] == 1
+    assert plan.tally.transitions["remove->remove"] == 1
