@@ -8,7 +8,7 @@ Documents start valid for each event type and are mutated field by field with ho
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,87 +16,34 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from schemas import (
-    BorderlineRequest,
-    DeadLetterReason,
-    DecisionEvent,
-    EventError,
-    PostEvent,
-    ReviewItem,
-    ReviewReason,
-    Stage,
-    Verdict,
-    encode,
-    make_dead_letter,
-)
+from schemas import EventError, Verdict, encode
 from schemas.events import SCHEMA_FILES, _fast_validator, _validator, json_schema, validate_document
 from schemas.shadow import ShadowDecision
 from tests.fixtures.hostile import CANARY, nasty_text
+from tests.unit.schemas.test_events import examples
 
 _NOW = datetime(2026, 12, 2, 12, tzinfo=UTC)
 
 
 def _valid() -> dict[type[BaseModel], dict[str, Any]]:
-    events: list[BaseModel] = [
-        PostEvent(post_id="p-1", author_id="a", text="hello", lang="en", ingested_at=_NOW),
-        DecisionEvent(
-            decision_id="d" * 32,
-            post_id="p-1",
-            verdict=Verdict.REMOVE,
-            scores={"toxic": 0.9},
-            categories=["toxic"],
-            stage=Stage.REALTIME,
-            model_version="m",
-            policy_version="p",
-            ingested_at=_NOW,
-            decided_at=_NOW,
-            cost_usd=0.0,
-        ),
-        BorderlineRequest(
-            post_id="p-1",
-            author_id="a",
-            text="meh",
-            scores={"toxic": 0.6},
-            model_version="m",
-            policy_version="p",
-            ingested_at=_NOW,
-            deadline_at=_NOW + timedelta(seconds=5),
-        ),
-        ReviewItem(
-            item_id="0" * 32,
-            post_id="p-1",
-            reason=ReviewReason.FALLBACK,
-            severity=0.5,
-            scores={"toxic": 0.6},
-            enqueued_at=_NOW,
-        ),
-        ShadowDecision(
-            shadow_id="1" * 32,
-            post_id="p-1",
-            live_model_version="m",
-            live_policy_version="p",
-            shadow_model_version="m2",
-            shadow_policy_version="p2",
-            live_verdict=Verdict.ALLOW,
-            live_scores={"toxic": 0.1},
-            shadow_verdict=Verdict.BORDERLINE,
-            shadow_categories=["toxic"],
-            shadow_scores={"toxic": 0.6},
-            ingested_at=_NOW,
-            decided_at=_NOW,
-            shadow_seconds=0.002,
-        ),
-        make_dead_letter(
-            reason=DeadLetterReason.INVALID_JSON,
-            detail="x",
-            topic="t",
-            partition=0,
-            offset=1,
-            key=None,
-            value=b"{",
-        ),
-    ]
-    return {type(event): json.loads(encode(event)) for event in events}
+    """One valid document per event type: test_events' examples and a shadow decision."""
+    shadow = ShadowDecision(
+        shadow_id="1" * 32,
+        post_id="p-1",
+        live_model_version="m",
+        live_policy_version="p",
+        shadow_model_version="m2",
+        shadow_policy_version="p2",
+        live_verdict=Verdict.ALLOW,
+        live_scores={"toxic": 0.1},
+        shadow_verdict=Verdict.BORDERLINE,
+        shadow_categories=["toxic"],
+        shadow_scores={"toxic": 0.6},
+        ingested_at=_NOW,
+        decided_at=_NOW,
+        shadow_seconds=0.002,
+    )
+    return {type(event): json.loads(encode(event)) for event in [*examples(), shadow]}
 
 
 VALID = _valid()
