@@ -62,6 +62,23 @@ def _line(document: dict[str, Any]) -> str:
     return json.dumps(document, ensure_ascii=False) + "\n"
 
 
+def _label(row: asyncpg.Record, provenance: str, decided_at: datetime, **extra: Any) -> str:
+    """One label line: the fields every provenance shares, then ``extra``."""
+    return _line(
+        {
+            "post_id": row["post_id"],
+            "text": row["text"],
+            "verdict": row["verdict"],
+            "categories": list(row["categories"]),
+            "provenance": provenance,
+            "weight": PROVENANCE_WEIGHT[provenance],
+            "decided_at": decided_at.isoformat(),
+            "decision_id": row["decision_id"],
+            **extra,
+        }
+    )
+
+
 async def export_teacher_labels(
     pool: asyncpg.Pool,
     out: TextIO,
@@ -75,64 +92,43 @@ async def export_teacher_labels(
         async with pool.acquire() as conn, conn.transaction():
             async for row in conn.cursor(_HUMAN, since, prefetch=500):
                 out.write(
-                    _line(
-                        {
-                            "post_id": row["post_id"],
-                            "text": row["text"],
-                            "verdict": row["verdict"],
-                            "categories": list(row["categories"]),
-                            "provenance": "human",
-                            "weight": PROVENANCE_WEIGHT["human"],
-                            "decided_at": row["decided_at"].isoformat(),
-                            "decision_id": row["decision_id"],
-                            "reviewer": row["reviewer"],
-                            "review_reason": row["review_reason"],
-                            "simulated": False,
-                        }
+                    _label(
+                        row,
+                        "human",
+                        row["decided_at"],
+                        reviewer=row["reviewer"],
+                        review_reason=row["review_reason"],
+                        simulated=False,
                     )
                 )
                 counts["human"] += 1
             async for row in conn.cursor(_FRONTIER, since, include_simulated, prefetch=500):
                 out.write(
-                    _line(
-                        {
-                            "post_id": row["post_id"],
-                            "text": row["text"],
-                            "verdict": row["verdict"],
-                            "categories": list(row["categories"]),
-                            "provenance": "frontier",
-                            "weight": PROVENANCE_WEIGHT["frontier"],
-                            "decided_at": row["decided_at"].isoformat(),
-                            "decision_id": row["decision_id"],
-                            "stage": row["stage"],
-                            "model_version": row["model_version"],
-                            "policy_version": row["policy_version"],
-                            "simulated": row["simulated"],
-                        }
+                    _label(
+                        row,
+                        "frontier",
+                        row["decided_at"],
+                        stage=row["stage"],
+                        model_version=row["model_version"],
+                        policy_version=row["policy_version"],
+                        simulated=row["simulated"],
                     )
                 )
                 counts["frontier"] += 1
                 counts["simulated"] += int(row["simulated"])
             async for row in conn.cursor(_AUDIT, since, include_simulated, prefetch=500):
                 out.write(
-                    _line(
-                        {
-                            "post_id": row["post_id"],
-                            "text": row["text"],
-                            "verdict": row["verdict"],
-                            "categories": list(row["categories"]),
-                            "provenance": "frontier",
-                            "weight": PROVENANCE_WEIGHT["frontier"],
-                            "decided_at": row["audited_at"].isoformat(),
-                            "decision_id": row["decision_id"],
-                            "stage": "batch",
-                            "model_version": row["frontier_model"],
-                            "policy_version": row["policy_version"],
-                            "simulated": row["simulated"],
-                            "audit": True,
-                            "audit_stratum": row["stratum"],
-                            "inclusion_probability": row["inclusion_probability"],
-                        }
+                    _label(
+                        row,
+                        "frontier",
+                        row["audited_at"],
+                        stage="batch",
+                        model_version=row["frontier_model"],
+                        policy_version=row["policy_version"],
+                        simulated=row["simulated"],
+                        audit=True,
+                        audit_stratum=row["stratum"],
+                        inclusion_probability=row["inclusion_probability"],
                     )
                 )
                 counts["frontier"] += 1
