@@ -81,7 +81,15 @@ def classifier_cmd(
     mean_tokens = 0.0
     for name, variant, providers in engines:
         try:
-            clf = load_classifier(model_dir, variant=variant, providers=providers, threads=count)  # type: ignore[arg-type]
+            # Scoring is all this process does, so ONNX Runtime's threads may spin (as torch's
+            # OpenMP threads do); the stages turn spinning off (MODSTREAM_ONNX_SPIN_WAIT).
+            clf = load_classifier(
+                model_dir,
+                variant=variant,  # type: ignore[arg-type]
+                providers=providers,
+                threads=count,
+                spin_wait=True,
+            )
         except ClassifierError as exc:
             notes[name] = f"skipped: {exc}"
             click.echo(f"{name}: skipped ({exc})", err=True)
