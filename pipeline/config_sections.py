@@ -98,6 +98,22 @@ class FrontierSettings(BaseModel):
     frontier_breaker_open_seconds: float = Field(
         default=5.0, gt=0, description="Circuit breaker: time open before a half-open probe."
     )
+    frontier_posts_per_call: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description=(
+            "Borderline posts per provider call (1: one call per post). Above 1, posts wait up to "
+            "frontier_group_linger_seconds to share one call and its cached policy: cheaper per "
+            "post, slower, and one failed call fails every post in it. See docs/frontier.md."
+        ),
+    )
+    frontier_group_linger_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        le=2,
+        description="Most seconds a borderline post waits for others to share its call.",
+    )
     frontier_fallback_remove_threshold: float = Field(
         default=0.6, ge=0, le=1, description="Fallback: provisional REMOVE if max score >= this."
     )

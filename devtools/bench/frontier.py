@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -33,8 +33,7 @@ import aiohttp
 from devtools.bench.frontier_designs import (
     Decided,
     Design,
-    GroupingDecider,
-    SingleDecider,
+    StageDecider,
     design,
 )
 from devtools.processes import free_port
@@ -78,7 +77,6 @@ class BenchConfig:
     designs: tuple[str, ...] = ("short", "examples", "examples-1h", "multi-4")
     output_token_latency_s: float = 0.005
     linger_s: float = 0.25
-
 
 
 def start_simulator(config: BenchConfig, port: int) -> subprocess.Popen[bytes]:
@@ -240,15 +238,17 @@ async def _run_design(
     client_config = ClientConfig.from_settings(settings)
     decider_config = DeciderConfig.from_settings(settings)
     async with FrontierClient(client_config, usage_sink=count, prompt=chosen.prompt) as client:
-        decider: _Decider
-        if chosen.posts_per_call > 1:
-            decider = GroupingDecider(
-                client, decider_config, k=chosen.posts_per_call, linger_s=config.linger_s
-            )
-        else:
-            decider = SingleDecider(FrontierDecider(client, decider_config))
+        decider_config = replace(
+            decider_config,
+            posts_per_call=chosen.posts_per_call,
+            group_linger_seconds=config.linger_s,
+        )
+        frontier = FrontierDecider(client, decider_config)
         started = time.monotonic()
-        results = await drive(decider, config, settings.sla_seconds)
+        try:
+            results = await drive(StageDecider(frontier), config, settings.sla_seconds)
+        finally:
+            await frontier.close()
         wall = time.monotonic() - started
     summary = summarize(results, config.posts, settings.sla_seconds, wall)
     used = tokens[0]

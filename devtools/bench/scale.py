@@ -92,7 +92,6 @@ def load_average() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-
 def _isolated(
     settings: Settings, dsn: str, run_id: str, n: int, config: ScaleBenchConfig
 ) -> Settings:

@@ -159,7 +159,6 @@ def start_process(
         )
 
 
-
 def _stop(process: subprocess.Popen[bytes], within: float = 60) -> int:
     process.send_signal(signal.SIGTERM)
     try:

@@ -89,11 +89,12 @@ async def build_frontier(
         probes={"postgres": store.check, "kafka": publisher.check},
         registry=metrics.registry,
     )
+    decider = FrontierDecider(
+        client, DeciderConfig.from_settings(settings), metrics=metrics, budget=budget
+    )
     stage = frontier_stage(
         settings,
-        decider=FrontierDecider(
-            client, DeciderConfig.from_settings(settings), metrics=metrics, budget=budget
-        ),
+        decider=decider,
         publisher=publisher,
         store=store,
         metrics=metrics,
@@ -119,6 +120,7 @@ async def build_frontier(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(publisher.stop(), timeout=10.0)
     finally:
+        await decider.close()  # posts still gathering for a shared call (posts_per_call > 1)
         await ops.stop()
         if budget is not None:
             await budget.close()  # give back the unspent slices

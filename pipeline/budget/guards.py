@@ -121,19 +121,28 @@ class CallBudget:
     def capped(self) -> bool:
         return self.usd is not None or self.tokens is not None
 
-    async def hold(self, text: str) -> Spend:
-        """Hold the worst case of one call of ``text``; raises :class:`BudgetRefusedError`."""
+    async def hold(self, text: str, *more: str) -> Spend:
+        """Hold the worst case of one call of ``text``; raises :class:`BudgetRefusedError`.
+
+        A call carrying several posts (``more``) holds the sum of each post's own bound, so the
+        policy and the framing are held once per post (an over-estimate), and ``max_tokens``
+        of output per post, as the client asks for."""
         spend = Spend(self.price)
         p = self.price
-        bound = input_token_bound(
-            text, max_rationale_chars=p.max_rationale_chars, analysis=p.mode is CallMode.STREAMING
+        texts = (text, *more)
+        bound = sum(
+            input_token_bound(
+                t, max_rationale_chars=p.max_rationale_chars, analysis=p.mode is CallMode.STREAMING
+            )
+            for t in texts
         )
+        max_output = p.max_tokens * len(texts)
         if self.usd is not None:
-            units = worst_case_micro_usd(bound, p.max_tokens, p.prices, p.mode)
+            units = worst_case_micro_usd(bound, max_output, p.prices, p.mode)
             spend.usd = (self.usd, await self.usd.reserve(units))
         if self.tokens is not None:
             try:
-                units = worst_case_tokens(bound, p.max_tokens)
+                units = worst_case_tokens(bound, max_output)
                 spend.tokens = (self.tokens, await self.tokens.reserve(units))
             except BudgetRefusedError:
                 spend.settle(TokenUsage())  # release the USD hold: no call is made
@@ -141,10 +150,10 @@ class CallBudget:
         return spend
 
     @contextlib.asynccontextmanager
-    async def spend(self, text: str) -> AsyncIterator[Spend]:
-        """Hold for one call around the block; a block that ends without settling (cancelled,
-        an unknown bill) is charged the whole hold."""
-        spend = await self.hold(text)
+    async def spend(self, text: str, *more: str) -> AsyncIterator[Spend]:
+        """Hold for one call (of one post, or several) around the block; a block that ends
+        without settling (cancelled, an unknown bill) is charged the whole hold."""
+        spend = await self.hold(text, *more)
         try:
             yield spend
         except BudgetRefusedError:
@@ -183,11 +192,11 @@ class FrontierBudget:
     requests: RequestRate = field(default_factory=RequestRate)
 
     @contextlib.asynccontextmanager
-    async def spend(self, text: str) -> AsyncIterator[Spend | None]:
+    async def spend(self, text: str, *more: str) -> AsyncIterator[Spend | None]:
         if self.calls is None or not self.calls.capped:
             yield None
             return
-        async with self.calls.spend(text) as spend:
+        async with self.calls.spend(text, *more) as spend:
             yield spend
 
     async def close(self) -> None:

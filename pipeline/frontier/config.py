@@ -74,6 +74,8 @@ class DeciderConfig:
     breaker: BreakerPolicy
     fallback_remove_threshold: float
     policy_path: Path | None
+    posts_per_call: int = 1
+    group_linger_seconds: float = 0.25
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeciderConfig:
@@ -99,4 +101,6 @@ class DeciderConfig:
             ),
             fallback_remove_threshold=settings.frontier_fallback_remove_threshold,
             policy_path=settings.policy_path,
+            posts_per_call=settings.frontier_posts_per_call,
+            group_linger_seconds=settings.frontier_group_linger_seconds,
         )

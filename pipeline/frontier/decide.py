@@ -1,10 +1,15 @@
-"""The decide path shared by the stage and the benchmark: one borderline request → one decision.
+"""The decide path shared by the stage and the benchmark: borderline requests → decisions.
 
 For each request: convert its deadline to a monotonic budget; under ``asyncio.timeout(remaining
 - margin)`` pass the circuit breaker, the concurrency/rate limiter and call the frontier model,
 retrying only while :func:`~pipeline.core.resilience.decide_retry` says the budget allows; then
 build the frontier decision, or the fallback decision (rule ``fallback-v1``) with its reason.
 Both branches end with a decision, so the caller always has one to publish before the deadline.
+
+With ``posts_per_call`` > 1, requests are gathered into groups (:mod:`pipeline.frontier.grouping`)
+and each group is one call (``record_verdicts``) under the earliest deadline of its posts. Each
+post gets its own verdict or its own fallback (a missing or invalid item fails that post alone),
+and a share of the call's tokens and USD (:func:`~pipeline.core.usage.split_usage`).
 """
 
 from __future__ import annotations
@@ -12,61 +17,42 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from pipeline.budget.errors import BudgetRefusedError
 from pipeline.budget.guards import FrontierBudget
-from pipeline.core.cost import TokenUsage
 from pipeline.core.deadline import Deadline
-from pipeline.core.fallback import FallbackCause, cause_of, fallback_decision, fallback_reason
-from pipeline.core.frontier_answer import frontier_decision
+from pipeline.core.fallback import FallbackCause, cause_of
+from pipeline.core.frontier_answer import FrontierAnswer
 from pipeline.core.policy import Policy, load_policy
-from pipeline.core.resilience import (
-    CircuitBreaker,
-    ProviderErrorKind,
-    decide_retry,
-)
-from pipeline.core.review_items import review_item
-from pipeline.core.usage import decision_usage
-from pipeline.core.verdict_guard import check_answer, reason_codes, review_detail
+from pipeline.core.resilience import CircuitBreaker, ProviderErrorKind, decide_retry
+from pipeline.core.usage import split_usage
 from pipeline.frontier.client import Classified, FrontierClient
 from pipeline.frontier.config import DeciderConfig
 from pipeline.frontier.errors import FrontierError
+from pipeline.frontier.grouping import Pending, PostGrouper
 from pipeline.frontier.limits import CallLimiter
 from pipeline.frontier.metrics import FrontierMetrics
-from pipeline.log import get_logger
-from schemas import BorderlineRequest, DecisionEvent, ReviewItem, ReviewReason, Stage, Verdict
+from pipeline.frontier.outcomes import Attempted, Outcome, OutcomeMaker, Spent
+from pipeline.frontier.replies import ClassifiedMany
+from schemas import BorderlineRequest
 
-log = get_logger(__name__)
+__all__ = ["FrontierDecider", "Outcome"]
 
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The decision for one request, what to enqueue for review, and how it went."""
-
-    decision: DecisionEvent
-    review: ReviewItem | None
-    deadline: Deadline
-    attempts: int
-    last_error: ProviderErrorKind | None
-
-    @property
-    def reviews(self) -> list[ReviewItem]:
-        return [self.review] if self.review is not None else []
+_Result = TypeVar("_Result", Classified, ClassifiedMany)
 
 
 @dataclass(slots=True)
-class _Spent:
-    """What the attempts for one request were billed, the failed ones included."""
+class _Tries:
+    """How the attempts of one call (one post or a group) went."""
 
-    tokens: TokenUsage = field(default_factory=TokenUsage)
-    usd: float = 0.0
-
-    def add(self, tokens: TokenUsage, usd: float) -> None:
-        self.tokens += tokens
-        self.usd += usd
+    cause: FallbackCause = FallbackCause.DEADLINE
+    last: FrontierError | None = None
+    attempts: int = 0
+    spent: Spent = field(default_factory=Spent)
 
 
 class FrontierDecider:
@@ -104,6 +90,22 @@ class FrontierDecider:
         )
         self._breaker = CircuitBreaker(config.breaker)
         self._retry = config.retry
+        self._outcomes = OutcomeMaker(
+            client,
+            self._policy,
+            fallback_remove_threshold=config.fallback_remove_threshold,
+            metrics=metrics,
+            clock=clock,
+        )
+        self._grouper: PostGrouper | None = None
+        if config.posts_per_call > 1:
+            self._grouper = PostGrouper(
+                self._decide_group,
+                size=config.posts_per_call,
+                linger_s=config.group_linger_seconds,
+                expected_call_s=config.retry.expected_call_s,
+                clock=clock,
+            )
 
     @property
     def breaker(self) -> CircuitBreaker:
@@ -128,54 +130,114 @@ class FrontierDecider:
         if self._metrics is not None:
             self._metrics.in_flight.inc()
         try:
+            if self._grouper is not None:
+                return await self._grouper.submit(request, deadline)
             return await self._decide(request, deadline)
         finally:
             if self._metrics is not None:
                 self._metrics.in_flight.dec()
 
+    async def close(self) -> None:
+        """Cancel the groups still gathering or in flight (shutdown)."""
+        if self._grouper is not None:
+            await self._grouper.close()
+
     async def _decide(self, request: BorderlineRequest, deadline: Deadline) -> Outcome:
-        attempts = 0
-        last: FrontierError | None = None
-        cause = FallbackCause.DEADLINE
-        result: Classified | None = None
-        spent = _Spent()
-        budget = deadline.work_remaining(self._clock())
+        tries = _Tries()
+
+        async def call(timeout_s: float) -> Classified:
+            return await self._client.classify(
+                request.text, timeout_s=timeout_s, extra_headers=self._extra_headers
+            )
+
+        result = await self._tried((request.text,), (deadline,), call, tries)
+        answer = result.answer if result is not None else None
+        return self._outcomes.make(
+            request,
+            deadline,
+            Attempted(answer, tries.cause, tries.last, tries.attempts, tries.spent),
+        )
+
+    async def _decide_group(self, group: Sequence[Pending]) -> list[Outcome]:
+        """One call for the posts of ``group``; one outcome per post, in order."""
+        tries = _Tries()
+        posts = [(p.request.post_id, p.request.text) for p in group]
+
+        async def call(timeout_s: float) -> ClassifiedMany:
+            return await self._client.classify_many(
+                posts, timeout_s=timeout_s, extra_headers=self._extra_headers
+            )
+
+        deadlines = [p.deadline for p in group]
+        result = await self._tried([t for _, t in posts], deadlines, call, tries)
+        usd = tries.spent.usd / len(group)
+        outcomes = []
+        for pending, tokens in zip(group, split_usage(tries.spent.tokens, len(group)), strict=True):
+            share = Spent(tokens, usd)
+            answer = result.answers.get(pending.request.post_id) if result is not None else None
+            if isinstance(answer, FrontierAnswer):
+                tried = Attempted(answer, tries.cause, tries.last, tries.attempts, share)
+            elif isinstance(answer, FrontierError):  # the call worked; this post's item did not
+                tried = Attempted(None, cause_of(answer.kind), answer, tries.attempts, share)
+            else:
+                tried = Attempted(None, tries.cause, tries.last, tries.attempts, share)
+            outcomes.append(self._outcomes.make(pending.request, pending.deadline, tried))
+        if self._metrics is not None:
+            self._metrics.posts_per_call.observe(len(group))
+        return outcomes
+
+    async def _tried(
+        self,
+        texts: Sequence[str],
+        deadlines: Sequence[Deadline],
+        call: Callable[[float], Awaitable[_Result]],
+        tries: _Tries,
+    ) -> _Result | None:
+        """Call (and retry) within the earliest deadline; ``None`` when no call succeeded, and
+        ``tries`` says why."""
+
+        def remaining() -> float:
+            now = self._clock()
+            return min(d.work_remaining(now) for d in deadlines)
+
+        budget = remaining()
         if budget <= 0:  # arrived too late to ask: decide now
-            return self._finish(request, deadline, None, cause, None, attempts, spent)
+            return None
+        result: _Result | None = None
         try:
             async with asyncio.timeout(budget):
                 while True:
                     if not self._allow():
-                        cause = FallbackCause.CIRCUIT_OPEN
+                        tries.cause = FallbackCause.CIRCUIT_OPEN
                         break
-                    attempts += 1
+                    tries.attempts += 1
                     try:
-                        result = await self._attempt(request, deadline)
-                        spent.add(result.usage, result.cost_usd)
+                        result = await self._attempt(texts, remaining, call)
+                        tries.spent.add(result.usage, result.cost_usd)
                         break
                     except BudgetRefusedError as exc:  # a cap is reached: no call was made
-                        attempts -= 1
-                        cause = exc.cause
+                        tries.attempts -= 1
+                        tries.cause = exc.cause
                         break
                     except FrontierError as exc:
-                        last = exc
-                        cause = cause_of(exc.kind)
-                        spent.add(exc.usage, exc.cost_usd)
-                    verdict = decide_retry(
-                        self._retry,
-                        kind=last.kind,
-                        attempt=attempts,
-                        work_remaining_s=deadline.work_remaining(self._clock()),
-                        retry_after_s=last.retry_after_s,
-                        jitter=self._jitter(),
-                    )
+                        tries.last = exc
+                        tries.cause = cause_of(exc.kind)
+                        tries.spent.add(exc.usage, exc.cost_usd)
+                        verdict = decide_retry(
+                            self._retry,
+                            kind=exc.kind,
+                            attempt=tries.attempts,
+                            work_remaining_s=remaining(),
+                            retry_after_s=exc.retry_after_s,
+                            jitter=self._jitter(),
+                        )
                     if not verdict.retry:
                         break
                     await asyncio.sleep(verdict.delay_s)
         except TimeoutError:
             result = None
-            cause = FallbackCause.DEADLINE
-        return self._finish(request, deadline, result, cause, last, attempts, spent)
+            tries.cause = FallbackCause.DEADLINE
+        return result
 
     def _allow(self) -> bool:
         allowed = self._breaker.allow(self._clock())
@@ -186,19 +248,21 @@ class FrontierDecider:
         if self._metrics is not None:
             self._metrics.circuit_state.set(int(self._breaker.current(self._clock())))
 
-    async def _attempt(self, request: BorderlineRequest, deadline: Deadline) -> Classified:
-        """One call through the limiter; records its outcome with the breaker and metrics."""
+    async def _attempt(
+        self,
+        texts: Sequence[str],
+        remaining: Callable[[], float],
+        call: Callable[[float], Awaitable[_Result]],
+    ) -> _Result:
+        """One call through the budget and the limiter; records its outcome with the breaker
+        and metrics."""
         called = False
         try:
-            async with self._budget.spend(request.text) as spend, self._limiter.slot():
+            async with self._budget.spend(*texts) as spend, self._limiter.slot():
                 called = True
                 started = self._clock()
                 try:
-                    result = await self._client.classify(
-                        request.text,
-                        timeout_s=deadline.work_remaining(started),
-                        extra_headers=self._extra_headers,
-                    )
+                    result = await call(remaining())
                 except FrontierError as exc:
                     if spend is not None:
                         spend.failed(exc.kind, exc.usage)
@@ -226,79 +290,3 @@ class FrontierDecider:
             raise
         finally:
             self._export_breaker()
-
-    def _finish(
-        self,
-        request: BorderlineRequest,
-        deadline: Deadline,
-        result: Classified | None,
-        cause: FallbackCause,
-        last: FrontierError | None,
-        attempts: int,
-        spent: _Spent,
-    ) -> Outcome:
-        now = datetime.now(UTC)
-        review: ReviewItem | None
-        if result is not None:
-            findings = check_answer(result.answer, request.scores, self._policy)
-            decision = frontier_decision(
-                request,
-                result.answer,
-                model=self._client.model,
-                decided_at=now,
-                cost_usd=spent.usd,
-                guard_codes=reason_codes(findings),
-            ).model_copy(
-                update={"usage": decision_usage(spent.tokens), "simulated": self._client.simulated}
-            )
-            review = None
-            if decision.verdict is Verdict.ESCALATE:
-                review = review_item(
-                    decision,
-                    reason=ReviewReason.ESCALATE,
-                    detail=f"frontier escalated: {result.answer.rationale}",
-                    enqueued_at=now,
-                )
-            elif findings:
-                # Defence in depth: the verdict stays (provisional) and a human decides.
-                review = review_item(
-                    decision,
-                    reason=ReviewReason.ESCALATE,
-                    detail=review_detail(result.answer, findings),
-                    enqueued_at=now,
-                )
-                log.info("frontier.guarded", post_id=request.post_id, checks=reason_codes(findings))
-        else:
-            kind = last.kind if last is not None else None
-            reason = fallback_reason(cause, kind)
-            decision = fallback_decision(
-                request,
-                reason=reason,
-                remove_threshold=self._config.fallback_remove_threshold,
-                decided_at=now,
-            ).model_copy(update={"cost_usd": spent.usd, "usage": decision_usage(spent.tokens)})
-            review = review_item(
-                decision, reason=ReviewReason.FALLBACK, detail=reason, enqueued_at=now
-            )
-            if self._metrics is not None:
-                self._metrics.fallbacks.labels(reason).inc()
-        left = deadline.remaining(self._clock())
-        if self._metrics is not None:
-            self._metrics.decisions.labels(decision.stage.value, decision.verdict.value).inc()
-            self._metrics.time_left.observe(left)
-        log.debug(
-            "frontier.decided",
-            post_id=request.post_id,
-            stage=decision.stage,
-            verdict=decision.verdict,
-            reason=decision.reason,
-            attempts=attempts,
-            time_left_s=round(left, 3),
-        )
-        return Outcome(
-            decision=decision,
-            review=review,
-            deadline=deadline,
-            attempts=attempts,
-            last_error=last.kind if last is not None and decision.stage is Stage.FALLBACK else None,
-        )

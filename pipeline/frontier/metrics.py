@@ -51,6 +51,12 @@ class FrontierMetrics:
             buckets=_CALL_BUCKETS,
             registry=registry,
         )
+        self.posts_per_call = Histogram(
+            "modstream_frontier_posts_per_call",
+            "Posts in each grouped provider call (MODSTREAM_FRONTIER_POSTS_PER_CALL > 1).",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16),
+            registry=registry,
+        )
         self.circuit_state = Gauge(
             "modstream_frontier_circuit_state",
             "Circuit breaker state: 0 closed, 1 half-open, 2 open.",

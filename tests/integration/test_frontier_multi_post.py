@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -12,12 +15,15 @@ import pytest_asyncio
 from devtools.sim import FAULT_HEADER, SimConfig, SimulatorServer
 from devtools.sim.rules import judge
 from pipeline.config import load_settings
+from pipeline.core.cost import TokenUsage, cost_usd
 from pipeline.core.frontier_answer import FrontierAnswer
 from pipeline.core.resilience import ProviderErrorKind
 from pipeline.frontier.client import FrontierClient
-from pipeline.frontier.config import ClientConfig
+from pipeline.frontier.config import ClientConfig, DeciderConfig
+from pipeline.frontier.decide import FrontierDecider
 from pipeline.frontier.errors import FrontierError
 from pipeline.frontier.prompt import PromptDesign, escape_post
+from schemas import BorderlineRequest, ReviewReason, Stage
 
 FAST = SimConfig(latency_p50_s=0.01, latency_p99_s=0.02, seed=5)
 POSTS = [
@@ -106,3 +112,101 @@ async def test_the_short_prompt_is_never_cached_and_the_long_one_is(sim: Simulat
     assert first.usage.cache_creation_input_tokens >= 4096
     assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
     assert second.cost_usd < first.cost_usd
+
+
+# --- the stage's decide path with several posts per call -------------------------------------
+
+
+def _grouping_decider(
+    url: str, calls: list[TokenUsage], *, fault: str | None = None, **values: Any
+) -> tuple[FrontierClient, FrontierDecider]:
+    settings = load_settings(
+        anthropic_base_url=url,
+        anthropic_api_key="test-key",
+        frontier_posts_per_call=4,
+        frontier_group_linger_seconds=1.0,
+        frontier_breaker_min_calls=1000,
+        **values,
+    )
+    client = FrontierClient(
+        ClientConfig.from_settings(settings), usage_sink=lambda _m, u, _usd: calls.append(u)
+    )
+    headers = {FAULT_HEADER: fault} if fault is not None else None
+    decider = FrontierDecider(client, DeciderConfig.from_settings(settings), extra_headers=headers)
+    return client, decider
+
+
+def _borderline(post_id: str, text: str) -> BorderlineRequest:
+    now = datetime.now(UTC)
+    return BorderlineRequest(
+        post_id=post_id,
+        author_id="author-1",
+        text=text,
+        scores={"toxic": 0.7},
+        model_version="clf-1",
+        policy_version="policy-1",
+        ingested_at=now,
+        deadline_at=now + timedelta(seconds=5),
+    )
+
+
+async def test_the_decider_shares_one_call_and_its_bill_between_posts(
+    sim: SimulatorServer,
+) -> None:
+    calls: list[TokenUsage] = []
+    client, decider = _grouping_decider(sim.url, calls)
+    async with client:
+        started = time.monotonic()
+        outcomes = await asyncio.gather(*(decider.decide(_borderline(p, t)) for p, t in POSTS))
+        elapsed = time.monotonic() - started
+        await decider.close()
+    assert elapsed < 1.0  # four posts filled the group: nobody waited for the 1 s linger
+    assert len(calls) == 1
+    for (post_id, text), outcome in zip(POSTS, outcomes, strict=True):
+        decision = outcome.decision
+        assert decision.post_id == post_id and decision.stage is Stage.FRONTIER
+        assert decision.verdict.value == judge(escape_post(text)).verdict, post_id
+    used = [o.decision.usage for o in outcomes]
+    assert all(u is not None for u in used)
+    total = calls[0]
+    assert sum(u.input_tokens for u in used if u) == total.input_tokens
+    assert sum(u.output_tokens for u in used if u) == total.output_tokens
+    assert sum(u.cache_read_tokens for u in used if u) == total.cache_read_input_tokens
+    assert sum(u.cache_write_tokens for u in used if u) == total.cache_creation_input_tokens
+    bill = sum(o.decision.cost_usd for o in outcomes)
+    assert bill == pytest.approx(
+        cost_usd(total, ClientConfig.from_settings(load_settings()).prices)
+    )
+
+
+async def test_a_bad_item_sends_only_its_post_to_the_fallback_and_review(
+    sim: SimulatorServer,
+) -> None:
+    calls: list[TokenUsage] = []
+    client, decider = _grouping_decider(sim.url, calls, fault="bad_enum")
+    async with client:
+        outcomes = await asyncio.gather(*(decider.decide(_borderline(p, t)) for p, t in POSTS))
+        await decider.close()
+    first, *rest = outcomes
+    assert first.decision.stage is Stage.FALLBACK
+    assert first.decision.reason is not None and "invalid_output" in first.decision.reason
+    assert first.review is not None and first.review.reason is ReviewReason.FALLBACK
+    assert all(o.decision.stage is Stage.FRONTIER for o in rest)
+    assert len(calls) == 1  # the call was billed once; the bad item does not retry the group
+
+
+async def test_an_overloaded_provider_still_decides_every_post_in_time(
+    sim: SimulatorServer,
+) -> None:
+    calls: list[TokenUsage] = []
+    client, decider = _grouping_decider(sim.url, calls, fault="overloaded")
+    async with client:
+        started = time.monotonic()
+        outcomes = await asyncio.gather(*(decider.decide(_borderline(p, t)) for p, t in POSTS))
+        await decider.close()
+    assert time.monotonic() - started < 5.0
+    for outcome in outcomes:
+        assert outcome.decision.stage is Stage.FALLBACK
+        assert outcome.last_error is ProviderErrorKind.OVERLOADED
+        assert outcome.review is not None
+        assert outcome.attempts >= 2  # the group was retried as one call

@@ -79,8 +79,9 @@ def _request(n: int, run: str) -> BorderlineRequest:
     )
 
 
+@pytest.mark.parametrize("posts_per_call", [1, 4], ids=["one-post-per-call", "four-per-call"])
 async def test_stage_decides_everything_in_time_writes_and_commits(
-    stack_settings: Settings, sim: SimulatorServer
+    stack_settings: Settings, sim: SimulatorServer, posts_per_call: int
 ) -> None:
     settings = await isolated_settings(
         stack_settings,
@@ -88,7 +89,12 @@ async def test_stage_decides_everything_in_time_writes_and_commits(
         anthropic_base_url=sim.url,
         anthropic_api_key=SecretStr("test-key"),
     )
-    settings = settings.model_copy(update={"frontier_group_id": f"g-{settings.topic_posts}"})
+    settings = settings.model_copy(
+        update={
+            "frontier_group_id": f"g-{settings.topic_posts}",
+            "frontier_posts_per_call": posts_per_call,
+        }
+    )
     n = 40
     metrics = FrontierMetrics(CollectorRegistry())
     store = await PostgresStore.connect(settings.postgres_dsn.get_secret_value())
@@ -97,9 +103,10 @@ async def test_stage_decides_everything_in_time_writes_and_commits(
         FrontierClient(ClientConfig.from_settings(settings)) as client,
         KafkaEventPublisher(settings) as publisher,
     ):
+        decider = FrontierDecider(client, DeciderConfig.from_settings(settings), metrics=metrics)
         stage = frontier_stage(
             settings,
-            decider=FrontierDecider(client, DeciderConfig.from_settings(settings), metrics=metrics),
+            decider=decider,
             publisher=publisher,
             store=store,
             metrics=metrics,
@@ -119,11 +126,17 @@ async def test_stage_decides_everything_in_time_writes_and_commits(
         letters = await _read(settings, settings.topic_dead_letter, 1, timeout_s=10)
         stop.set()
         await asyncio.wait_for(runner, timeout=20)
+        await decider.close()
         committed = await _committed(settings)
     decisions = [decode(DecisionEvent, v) for v in raw]
     by_post = {d.post_id: d for d in decisions}
     assert sorted(by_post) == sorted(r.post_id for r in requests)
     assert len(decisions) == n  # one decision per post
+    grouped_calls = metrics.registry.get_sample_value("modstream_frontier_posts_per_call_count")
+    if posts_per_call > 1:  # the posts shared calls
+        assert grouped_calls is not None and n / posts_per_call <= grouped_calls < n
+    else:
+        assert not grouped_calls
     late = [d.post_id for d in decisions if d.decided_at > d.ingested_at + timedelta(seconds=5)]
     assert late == []
     assert {d.stage for d in decisions} <= {Stage.FRONTIER, Stage.FALLBACK}
