@@ -114,6 +114,11 @@ class FrontierSettings(BaseModel):
         le=2,
         description="Most seconds a borderline post waits for others to share its call.",
     )
+    frontier_group_max_chars: int = Field(
+        default=2_000,
+        ge=1,
+        description="A longer borderline post gets a call of its own (never shares one).",
+    )
     frontier_fallback_remove_threshold: float = Field(
         default=0.6, ge=0, le=1, description="Fallback: provisional REMOVE if max score >= this."
     )

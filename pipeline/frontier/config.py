@@ -76,6 +76,7 @@ class DeciderConfig:
     policy_path: Path | None
     posts_per_call: int = 1
     group_linger_seconds: float = 0.25
+    group_max_chars: int = 2_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeciderConfig:
@@ -103,4 +104,5 @@ class DeciderConfig:
             policy_path=settings.policy_path,
             posts_per_call=settings.frontier_posts_per_call,
             group_linger_seconds=settings.frontier_group_linger_seconds,
+            group_max_chars=settings.frontier_group_max_chars,
         )

@@ -9,7 +9,8 @@ Both branches end with a decision, so the caller always has one to publish befor
 With ``posts_per_call`` > 1, requests are gathered into groups (:mod:`pipeline.frontier.grouping`)
 and each group is one call (``record_verdicts``) under the earliest deadline of its posts. Each
 post gets its own verdict or its own fallback (a missing or invalid item fails that post alone),
-and a share of the call's tokens and USD (:func:`~pipeline.core.usage.split_usage`).
+and a share of the call's tokens and USD (:func:`~pipeline.core.usage.split_usage`). A post
+longer than ``group_max_chars`` always takes the one-post path.
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ class FrontierDecider:
         if self._metrics is not None:
             self._metrics.in_flight.inc()
         try:
-            if self._grouper is not None:
+            if self._grouper is not None and len(request.text) <= self._config.group_max_chars:
                 return await self._grouper.submit(request, deadline)
             return await self._decide(request, deadline)
         finally:

@@ -7,7 +7,9 @@ latency: a post waits for company. A group goes out as soon as one of these hold
 * it has ``size`` posts;
 * its first post has waited ``linger_s``;
 * some post in it would otherwise start its call with less than ``expected_call_s`` of its
-  budget left (a late post never waits for company).
+  budget left (a late post never waits for company);
+* a post arrives with the id of a post already in it (a duplicate or a re-delivery): a post id
+  appears at most once per call, since each verdict is found by it.
 
 Each group is decided by one ``decide_group`` coroutine (the decider's), which returns one outcome
 per post, in order. Whatever happens to a group, every post waiting on it gets an answer or the
@@ -74,6 +76,10 @@ class PostGrouper:
     async def submit(self, request: BorderlineRequest, deadline: Deadline) -> Outcome:
         """Wait for this post's group to be decided; returns its outcome."""
         loop = asyncio.get_running_loop()
+        if any(w.pending.request.post_id == request.post_id for w in self._waiting):
+            # A post id appears once per call (its verdict is found by it): a duplicate or a
+            # re-delivery of a waiting post sends the waiting group first.
+            self._send(len(self._waiting))
         now = self._clock()
         slack = deadline.work_remaining(now) - self._expected_call_s
         waiter = _Waiter(

@@ -210,3 +210,22 @@ async def test_an_overloaded_provider_still_decides_every_post_in_time(
         assert outcome.last_error is ProviderErrorKind.OVERLOADED
         assert outcome.review is not None
         assert outcome.attempts >= 2  # the group was retried as one call
+
+
+async def test_a_long_post_gets_a_call_of_its_own(sim: SimulatorServer) -> None:
+    """A huge (or hostile) post must not share, slow or overflow its neighbours' call."""
+    calls: list[TokenUsage] = []
+    client, decider = _grouping_decider(sim.url, calls, frontier_group_max_chars=100)
+    posts = [*POSTS[:3], ("post-long", "spam " * 400)]
+    async with client:
+        outcomes = await asyncio.gather(*(decider.decide(_borderline(p, t)) for p, t in posts))
+        await decider.close()
+    assert all(o.decision.stage is Stage.FRONTIER for o in outcomes)
+    assert len(calls) == 2  # the three short posts shared one call, the long one had its own
+    long_post = outcomes[-1].decision.usage
+    alone = max(calls, key=lambda u: u.input_tokens)  # its text is the most uncached input
+    assert long_post is not None
+    assert (long_post.input_tokens, long_post.output_tokens) == (
+        alone.input_tokens,
+        alone.output_tokens,
+    )  # the whole call is its own: nothing shared

@@ -19,9 +19,9 @@ from schemas import BorderlineRequest, DecisionEvent, Stage, Verdict
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
-def _request(n: int) -> BorderlineRequest:
+def _request(n: int, post_id: str | None = None) -> BorderlineRequest:
     return BorderlineRequest(
-        post_id=f"post-{n}",
+        post_id=post_id or f"post-{n}",
         text=f"borderline text {n}",
         author_id="author-1",
         scores={"toxic": 0.9},
@@ -60,7 +60,9 @@ class Recorder:
         self._delay_s = delay_s
 
     async def __call__(self, group: Sequence[Pending]) -> list[Outcome]:
-        self.groups.append([p.request.post_id for p in group])
+        ids = [p.request.post_id for p in group]
+        assert len(set(ids)) == len(ids), f"a post id twice in one call: {ids}"
+        self.groups.append(ids)
         self.started.append(time.monotonic())
         await asyncio.sleep(self._delay_s)
         return [_outcome(p) for p in group]
@@ -150,6 +152,16 @@ async def test_close_cancels_the_posts_still_gathering() -> None:
     assert decide.groups == []
 
 
+async def test_a_post_id_goes_once_per_call() -> None:
+    """A duplicate (or a re-delivery) of a waiting post must not share its call."""
+    decide = Recorder()
+    grouper = _grouper(decide, size=4, linger_s=0.05)
+    requests = [_request(0), _request(1), _request(2, "post-0"), _request(3)]
+    outcomes = await asyncio.gather(*(grouper.submit(r, _deadline(4.0)) for r in requests))
+    assert decide.groups == [["post-0", "post-1"], ["post-0", "post-3"]]
+    assert [o.decision.post_id for o in outcomes] == ["post-0", "post-1", "post-0", "post-3"]
+
+
 def test_a_group_of_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 2 posts"):
         PostGrouper(Recorder(), size=1, linger_s=0.1, expected_call_s=1.0, clock=time.monotonic)
@@ -162,12 +174,13 @@ def test_a_group_of_one_is_refused() -> None:
     size=st.integers(min_value=2, max_value=6),
     gaps_ms=st.lists(st.integers(min_value=0, max_value=15), min_size=1, max_size=20),
     budgets=st.lists(st.floats(min_value=0.0, max_value=3.0), min_size=20, max_size=20),
+    ids=st.lists(st.integers(min_value=0, max_value=5), min_size=20, max_size=20),
 )
 def test_every_post_gets_its_own_outcome_once(
-    size: int, gaps_ms: list[int], budgets: list[float]
+    size: int, gaps_ms: list[int], budgets: list[float], ids: list[int]
 ) -> None:
-    """Whatever the arrival pattern and budgets: one outcome per post, its own, and no group
-    larger than ``size``."""
+    """Whatever the arrival pattern, budgets and repeated post ids: one outcome per submission,
+    its own, no group larger than ``size`` and no post id twice in a call (the recorder checks)."""
 
     async def scenario() -> None:
         decide = Recorder(delay_s=0.005)
@@ -175,11 +188,13 @@ def test_every_post_gets_its_own_outcome_once(
         tasks = []
         for n, gap in enumerate(gaps_ms):
             await asyncio.sleep(gap / 1000)
-            tasks.append(asyncio.ensure_future(grouper.submit(_request(n), _deadline(budgets[n]))))
+            request = _request(n, f"post-{ids[n]}")
+            tasks.append(asyncio.ensure_future(grouper.submit(request, _deadline(budgets[n]))))
         outcomes = await asyncio.gather(*tasks)
-        assert [o.decision.post_id for o in outcomes] == [f"post-{n}" for n in range(len(tasks))]
+        wanted = [f"post-{ids[n]}" for n in range(len(tasks))]
+        assert [o.decision.post_id for o in outcomes] == wanted
         flat = [p for g in decide.groups for p in g]
-        assert sorted(flat) == sorted(f"post-{n}" for n in range(len(tasks)))
+        assert sorted(flat) == sorted(wanted)
         assert all(1 <= len(g) <= size for g in decide.groups)
 
     asyncio.run(scenario())
