@@ -183,7 +183,7 @@ class FrontierDecider:
             else:
                 tried = Attempted(None, tries.cause, tries.last, tries.attempts, share)
             outcomes.append(self._outcomes.make(pending.request, pending.deadline, tried))
-        if self._metrics is not None:
+        if self._metrics is not None and tries.attempts:  # a call was made for the group
             self._metrics.posts_per_call.observe(len(group))
         return outcomes
 
