@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+
+from tests.fixtures.services import MODSTREAM
 
 pytestmark = [pytest.mark.e2e]
 
 
-def _modstream() -> list[str]:
-    exe = shutil.which("modstream", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "modstream.cli"]
-
-
 def test_bench_frontier_compares_one_post_and_grouped_calls_through_the_stage_path() -> None:
     done = subprocess.run(
-        [*_modstream(), "bench", "frontier", "--posts", "40", "--rate", "40",
+        [MODSTREAM, "bench", "frontier", "--posts", "40", "--rate", "40",
          "--designs", "examples,multi-4", "--latency-p50", "0.02", "--latency-p99", "0.05",
          "--rate-429", "0", "--output-token-ms", "0", "--linger", "0.1"],
         env={**os.environ, "HF_HUB_OFFLINE": "1"},

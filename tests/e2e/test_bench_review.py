@@ -4,25 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.fixtures.services import MODSTREAM
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def _modstream() -> list[str]:
-    exe = shutil.which("modstream", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "modstream.cli"]
 
 
 def test_bench_review_reports_steady_state_and_warmup_and_no_double_claim() -> None:
     # The command starts the test stack itself (idempotent) and removes what it seeded.
     done = subprocess.run(
-        [*_modstream(), "bench", "review", "--pending", "500", "--reviewers", "3",
+        [MODSTREAM, "bench", "review", "--pending", "500", "--reviewers", "3",
          "--seconds", "4", "--warmup-s", "1"],
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
         capture_output=True,

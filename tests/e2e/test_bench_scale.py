@@ -4,25 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.services import MODSTREAM
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def _modstream() -> list[str]:
-    exe = shutil.which("modstream", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "modstream.cli"]
 
 
 def test_bench_scale_reports_every_process_count_and_loses_nothing(model_dir: Path) -> None:
     # The command starts the test stack itself (idempotent), as `modstream bench` does.
     done = subprocess.run(
-        [*_modstream(), "bench", "scale", "--posts", "200", "--max-processes", "2"],
+        [MODSTREAM, "bench", "scale", "--posts", "200", "--max-processes", "2"],
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
         capture_output=True,
         text=True,

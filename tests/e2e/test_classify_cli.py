@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.services import MODSTREAM
 
 pytestmark = pytest.mark.e2e
 
@@ -23,11 +23,6 @@ GOOD = [
 ]
 
 
-def _modstream() -> list[str]:
-    exe = shutil.which("modstream", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "modstream.cli"]
-
-
 def test_classify_jsonl(model_dir: Path, tmp_path: Path) -> None:
     lines = [json.dumps(doc) for doc in GOOD[:2]]
     lines += ["{not json", json.dumps({"text": "no id"}), json.dumps({"post_id": "x", "text": 5})]
@@ -38,7 +33,7 @@ def test_classify_jsonl(model_dir: Path, tmp_path: Path) -> None:
     )
     out = tmp_path / "scores.jsonl"
     result = subprocess.run(
-        [*_modstream(), "classify", "--in", str(source), "--out", str(out)],
+        [MODSTREAM, "classify", "--in", str(source), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -66,7 +61,7 @@ def test_clean_input_exits_zero(model_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "posts.jsonl"
     source.write_text(json.dumps(GOOD[0]) + "\n\n", encoding="utf-8")
     result = subprocess.run(
-        [*_modstream(), "classify", "--in", str(source), "--out", "-"],
+        [MODSTREAM, "classify", "--in", str(source), "--out", "-"],
         capture_output=True,
         text=True,
         timeout=300,

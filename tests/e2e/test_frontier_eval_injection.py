@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,16 +12,15 @@ import pytest
 from devtools.sim.rules import extract_post, judge
 from pipeline.frontier.injection_eval import load_corpus
 from pipeline.frontier.prompt import user_turn
+from tests.fixtures.services import MODSTREAM
 
 pytestmark = pytest.mark.e2e
 
 
 def _modstream(*args: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("modstream", path=str(Path(sys.executable).parent))
-    argv = [exe] if exe else [sys.executable, "-m", "modstream.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("MODSTREAM_ANTHROPIC_")}
     return subprocess.run(
-        [*argv, "frontier", "eval-injection", *args],
+        [MODSTREAM, "frontier", "eval-injection", *args],
         capture_output=True,
         text=True,
         timeout=300,

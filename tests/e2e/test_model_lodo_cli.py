@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+
+from tests.fixtures.services import MODSTREAM
 
 pytestmark = pytest.mark.e2e
 
 
-def _modstream() -> list[str]:
-    exe = shutil.which("modstream", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "modstream.cli"]
-
-
 def test_lodo_passes_its_options_through_and_names_itself() -> None:
     shown = subprocess.run(
-        [*_modstream(), "model", "lodo", "--help"], capture_output=True, text=True, timeout=120
+        [MODSTREAM, "model", "lodo", "--help"], capture_output=True, text=True, timeout=120
     )
     assert shown.returncode == 0, shown.stderr
     assert "usage: modstream model lodo" in shown.stdout
     assert "--sources" in shown.stdout and "--out" in shown.stdout
 
     wrong = subprocess.run(
-        [*_modstream(), "model", "lodo", "--recipes", "nope"],
+        [MODSTREAM, "model", "lodo", "--recipes", "nope"],
         capture_output=True,
         text=True,
         timeout=120,
