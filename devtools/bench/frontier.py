@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 
@@ -133,12 +133,8 @@ def _request(n: int, rng: random.Random, config: BenchConfig, sla_s: float) -> B
     )
 
 
-class _Decider(Protocol):
-    async def decide(self, request: BorderlineRequest) -> Decided: ...
-
-
 async def drive(
-    decider: _Decider, config: BenchConfig, sla_s: float
+    decider: StageDecider, config: BenchConfig, sla_s: float
 ) -> list[tuple[BorderlineRequest, Decided]]:
     """Feed requests at ``config.rate`` per second; return every (request, outcome)."""
     rng = random.Random(config.seed)
@@ -236,13 +232,12 @@ async def _run_design(
         calls[0] += 1
 
     client_config = ClientConfig.from_settings(settings)
-    decider_config = DeciderConfig.from_settings(settings)
+    decider_config = replace(
+        DeciderConfig.from_settings(settings),
+        posts_per_call=chosen.posts_per_call,
+        group_linger_seconds=config.linger_s,
+    )
     async with FrontierClient(client_config, usage_sink=count, prompt=chosen.prompt) as client:
-        decider_config = replace(
-            decider_config,
-            posts_per_call=chosen.posts_per_call,
-            group_linger_seconds=config.linger_s,
-        )
         frontier = FrontierDecider(client, decider_config)
         started = time.monotonic()
         try:

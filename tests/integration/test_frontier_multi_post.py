@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ from pipeline.core.frontier_answer import FrontierAnswer
 from pipeline.core.resilience import ProviderErrorKind
 from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.config import ClientConfig, DeciderConfig
-from pipeline.frontier.decide import FrontierDecider
+from pipeline.frontier.decide import FrontierDecider, Outcome
 from pipeline.frontier.errors import FrontierError
 from pipeline.frontier.prompt import PromptDesign, escape_post
 from schemas import BorderlineRequest, ReviewReason, Stage
@@ -117,9 +118,19 @@ async def test_the_short_prompt_is_never_cached_and_the_long_one_is(sim: Simulat
 # --- the stage's decide path with several posts per call -------------------------------------
 
 
-def _grouping_decider(
-    url: str, calls: list[TokenUsage], *, fault: str | None = None, **values: Any
-) -> tuple[FrontierClient, FrontierDecider]:
+@dataclass(frozen=True, slots=True)
+class _Grouped:
+    """What deciding a batch of posts concurrently, four per call, produced."""
+
+    outcomes: list[Outcome]
+    calls: list[TokenUsage]  # the usage of every provider call, in order
+    elapsed_s: float
+
+
+async def _decide_grouped(
+    url: str, posts: Sequence[tuple[str, str]], *, fault: str | None = None, **values: Any
+) -> _Grouped:
+    """Decide ``posts`` at once through the stage's decider with four posts per call."""
     settings = load_settings(
         anthropic_base_url=url,
         anthropic_api_key="test-key",
@@ -128,12 +139,20 @@ def _grouping_decider(
         frontier_breaker_min_calls=1000,
         **values,
     )
-    client = FrontierClient(
-        ClientConfig.from_settings(settings), usage_sink=lambda _m, u, _usd: calls.append(u)
-    )
+    calls: list[TokenUsage] = []
     headers = {FAULT_HEADER: fault} if fault is not None else None
-    decider = FrontierDecider(client, DeciderConfig.from_settings(settings), extra_headers=headers)
-    return client, decider
+    async with FrontierClient(
+        ClientConfig.from_settings(settings), usage_sink=lambda _m, u, _usd: calls.append(u)
+    ) as client:
+        decider = FrontierDecider(
+            client, DeciderConfig.from_settings(settings), extra_headers=headers
+        )
+        started = time.monotonic()
+        try:
+            outcomes = await asyncio.gather(*(decider.decide(_borderline(p, t)) for p, t in posts))
+        finally:
+            await decider.close()
+        return _Grouped(outcomes, calls, time.monotonic() - started)
 
 
 def _borderline(post_id: str, text: str) -> BorderlineRequest:
@@ -153,14 +172,9 @@ def _borderline(post_id: str, text: str) -> BorderlineRequest:
 async def test_the_decider_shares_one_call_and_its_bill_between_posts(
     sim: SimulatorServer,
 ) -> None:
-    calls: list[TokenUsage] = []
-    client, decider = _grouping_decider(sim.url, calls)
-    async with client:
-        started = time.monotonic()
-        outcomes = await asyncio.gather(*(decider.decide(_borderline(p, t)) for p, t in POSTS))
-        elapsed = time.monotonic() - started
-        await decider.close()
-    assert elapsed < 1.0  # four posts filled the group: nobody waited for the 1 s linger
+    grouped = await _decide_grouped(sim.url, POSTS)
+    outcomes, calls = grouped.outcomes, grouped.calls
+    assert grouped.elapsed_s < 1.0  # four posts filled the group: nobody waited for the 1 s linger
     assert len(calls) == 1
     for (post_id, text), outcome in zip(POSTS, outcomes, strict=True):
         decision = outcome.decision
@@ -182,30 +196,21 @@ async def test_the_decider_shares_one_call_and_its_bill_between_posts(
 async def test_a_bad_item_sends_only_its_post_to_the_fallback_and_review(
     sim: SimulatorServer,
 ) -> None:
-    calls: list[TokenUsage] = []
-    client, decider = _grouping_decider(sim.url, calls, fault="bad_enum")
-    async with client:
-        outcomes = await asyncio.gather(*(decider.decide(_borderline(p, t)) for p, t in POSTS))
-        await decider.close()
-    first, *rest = outcomes
+    grouped = await _decide_grouped(sim.url, POSTS, fault="bad_enum")
+    first, *rest = grouped.outcomes
     assert first.decision.stage is Stage.FALLBACK
     assert first.decision.reason is not None and "invalid_output" in first.decision.reason
     assert first.review is not None and first.review.reason is ReviewReason.FALLBACK
     assert all(o.decision.stage is Stage.FRONTIER for o in rest)
-    assert len(calls) == 1  # the call was billed once; the bad item does not retry the group
+    assert len(grouped.calls) == 1  # billed once; the bad item does not retry the group
 
 
 async def test_an_overloaded_provider_still_decides_every_post_in_time(
     sim: SimulatorServer,
 ) -> None:
-    calls: list[TokenUsage] = []
-    client, decider = _grouping_decider(sim.url, calls, fault="overloaded")
-    async with client:
-        started = time.monotonic()
-        outcomes = await asyncio.gather(*(decider.decide(_borderline(p, t)) for p, t in POSTS))
-        await decider.close()
-    assert time.monotonic() - started < 5.0
-    for outcome in outcomes:
+    grouped = await _decide_grouped(sim.url, POSTS, fault="overloaded")
+    assert grouped.elapsed_s < 5.0
+    for outcome in grouped.outcomes:
         assert outcome.decision.stage is Stage.FALLBACK
         assert outcome.last_error is ProviderErrorKind.OVERLOADED
         assert outcome.review is not None
@@ -214,12 +219,9 @@ async def test_an_overloaded_provider_still_decides_every_post_in_time(
 
 async def test_a_long_post_gets_a_call_of_its_own(sim: SimulatorServer) -> None:
     """A huge (or hostile) post must not share, slow or overflow its neighbours' call."""
-    calls: list[TokenUsage] = []
-    client, decider = _grouping_decider(sim.url, calls, frontier_group_max_chars=100)
     posts = [*POSTS[:3], ("post-long", "spam " * 400)]
-    async with client:
-        outcomes = await asyncio.gather(*(decider.decide(_borderline(p, t)) for p, t in posts))
-        await decider.close()
+    grouped = await _decide_grouped(sim.url, posts, frontier_group_max_chars=100)
+    outcomes, calls = grouped.outcomes, grouped.calls
     assert all(o.decision.stage is Stage.FRONTIER for o in outcomes)
     assert len(calls) == 2  # the three short posts shared one call, the long one had its own
     long_post = outcomes[-1].decision.usage
