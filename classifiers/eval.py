@@ -10,6 +10,7 @@ import numpy as np
 from classifiers.data import HELD_OUT, load_examples
 from classifiers.metrics import binary_report
 from classifiers.onnx import Variant, load_classifier
+from classifiers.policy_figures import Limits, policy_figures, source_figures
 
 BASELINE = "alt-profanity-check"
 
@@ -20,8 +21,18 @@ def _baseline(texts: list[str]) -> np.ndarray[Any, np.dtype[np.float64]]:
     return np.asarray(predict_prob(texts), dtype=np.float64)
 
 
-def evaluate_model(model_dir: Path, data_dir: Path, variant: Variant = "auto") -> dict[str, Any]:
-    """Metrics per held-out split and label: the model at 0.5 and at its remove threshold."""
+def evaluate_model(
+    model_dir: Path,
+    data_dir: Path,
+    variant: Variant = "auto",
+    limits: Limits | None = None,
+    policy_version: str | None = None,
+) -> dict[str, Any]:
+    """Metrics per held-out split and label: the model at 0.5 and at its remove threshold.
+
+    With ``limits`` (per label ``(remove_at, review_at)``: the policy in force), the report's
+    ``policy`` says what they do to each held-out split (:mod:`classifiers.policy_figures`).
+    """
     classifier = load_classifier(model_dir, variant=variant)
     examples = load_examples(data_dir)
     report: dict[str, Any] = {
@@ -31,10 +42,14 @@ def evaluate_model(model_dir: Path, data_dir: Path, variant: Variant = "auto") -
         "baseline": BASELINE,
         "splits": {},
     }
+    per_source: dict[str, Any] = {}
     try:
         for name in HELD_OUT:
             dataset, split = name.split(":")
             rows = [e for e in examples if e.dataset == dataset and e.split == split]
+            if not rows:  # a data folder without this source: nothing to measure
+                report["splits"][name] = {}
+                continue
             texts = [e.text for e in rows]
             probs = classifier.predict_array(texts).astype(np.float64)
             base = _baseline(texts)
@@ -54,8 +69,12 @@ def evaluate_model(model_dir: Path, data_dir: Path, variant: Variant = "auto") -
                     "baseline": binary_report(y, base[known], 0.5),
                 }
             report["splits"][name] = per_label
+            if limits is not None:
+                per_source[name] = source_figures(rows, probs, classifier.labels, limits)
     finally:
         classifier.close()
+    if limits is not None:
+        report["policy"] = {"version": policy_version, **policy_figures(per_source)}
     return report
 
 
@@ -109,4 +128,41 @@ def render_table(report: dict[str, Any]) -> Any:
                 f(ba["roc_auc"]),
                 f(ba["pr_auc"]),
             )
+    return table
+
+
+def render_policy_table(policy: dict[str, Any]) -> Any:
+    """A rich table: what the policy's thresholds do to each held-out split (10 % harmful prior)."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"policy {policy.get('version')} on the held-out splits (10 % harmful prior)"
+    )
+    for col in (
+        "split",
+        "n",
+        "harmful",
+        "borderline",
+        "removed",
+        "P(remove)",
+        "harmful not allowed",
+        "clean removed",
+    ):
+        table.add_column(col, justify="left" if col == "split" else "right")
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{100 * value:.1f} %"
+
+    for split, s in policy["sources"].items():
+        precision = s["remove_precision"]
+        table.add_row(
+            split,
+            str(s["n"]),
+            str(s["harmful"]),
+            pct(s["borderline_share"]),
+            pct(s["removed_share"]),
+            "-" if precision is None else f"{precision:.3f}",
+            pct(s["harmful_not_allowed"]),
+            pct(s["clean_removed"]),
+        )
     return table

@@ -6,6 +6,10 @@ the model (``training.json`` → the built model's manifest, see :mod:`classifie
 recomputing them means training one model per source. ``int8_posts_per_s`` is **measured** now,
 on this machine: the built int8 model over :func:`~classifiers.bench.sample_texts` at batch 128
 (what ``modstream bench classifier`` reports).
+
+The ``heldout_*`` keys are **measured** too: the policy in force applied to the served model's
+scores on every held-out test split (:mod:`classifiers.policy_figures`). They are in-domain for the
+sources the model trained on, so they are not the LODO figures and do not replace them.
 """
 
 from __future__ import annotations
@@ -44,4 +48,23 @@ def eval_keys(model_dir: Path, data_dir: Path, n_texts: int = 2000) -> dict[str,
             "this model was not trained by the LODO protocol: train one with"
             " `modstream model lodo --out DIR`"
         )
+    return keys
+
+
+HELDOUT = (
+    "borderline_share",
+    "borderline_share_max",
+    "remove_precision_min",
+    "remove_precision_min_source",
+    "harmful_not_allowed_min",
+    "harmful_not_allowed_min_source",
+    "clean_removed_max",
+    "clean_removed_max_source",
+)
+
+
+def heldout_keys(policy: dict[str, Any]) -> dict[str, Any]:
+    """The held-out policy figures as ``heldout_*`` keys, with the policy version they used."""
+    keys: dict[str, Any] = {f"heldout_{name}": policy.get(name) for name in HELDOUT}
+    keys["heldout_policy_version"] = policy.get("version")
     return keys

@@ -192,17 +192,28 @@ def eval_cmd(
 
     from classifiers.base import ClassifierError
     from classifiers.data import DEFAULT_DATA_DIR
-    from classifiers.eval import evaluate_model, render_table
+    from classifiers.eval import evaluate_model, render_policy_table, render_table
 
     ensure_model(ctx.settings.models_path)
+    policy = load_policy(ctx.settings.policy_path)
+    limits = {name: (t.remove_at, t.review_at) for name, t in policy.thresholds.items()}
     try:
-        report = evaluate_model(ctx.settings.models_path, data_dir or DEFAULT_DATA_DIR, variant)  # type: ignore[arg-type]
+        report = evaluate_model(
+            ctx.settings.models_path,
+            data_dir or DEFAULT_DATA_DIR,
+            variant,  # type: ignore[arg-type]
+            limits=limits,
+            policy_version=policy.version,
+        )
     except (ClassifierError, ValueError) as exc:
         raise _fail(exc) from exc
-    Console(width=200).print(render_table(report))
-    from classifiers.eval_keys import eval_keys
+    console = Console(width=200)
+    console.print(render_table(report))
+    console.print(render_policy_table(report["policy"]))
+    from classifiers.eval_keys import eval_keys, heldout_keys
 
     report["figures"] = eval_keys(ctx.settings.models_path, data_dir or DEFAULT_DATA_DIR)
+    report["figures"].update(heldout_keys(report["policy"]))
     if audit:
         report["figures"].update(_audit_figures(ctx))
     if out_path is not None:

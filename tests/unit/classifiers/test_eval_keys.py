@@ -38,3 +38,23 @@ def test_a_model_without_lodo_figures_says_how_to_get_them(
     keys = eval_keys(with_manifest(model_dir, tmp_path), data_dir, n_texts=20)
     assert all(keys[k] is None for k in STORED)
     assert "modstream model lodo" in keys["note"] and keys["stored"] == []
+
+
+def test_the_policy_in_force_is_measured_on_every_held_out_split(
+    model_dir: Path, data_dir: Path
+) -> None:
+    from classifiers.eval import evaluate_model, render_policy_table
+    from classifiers.eval_keys import HELDOUT, heldout_keys
+
+    limits = {"toxic": (0.97, 0.89), "hate": (0.96, 0.85), "spam": (0.5, 0.41)}
+    report = evaluate_model(model_dir, data_dir, "int8", limits=limits, policy_version="p.v1")
+    policy = report["policy"]
+    assert policy["version"] == "p.v1"
+    assert policy["sources"] and set(policy["sources"]) <= set(report["splits"])
+    for figures in policy["sources"].values():
+        assert 0.0 <= figures["borderline_share"] + figures["removed_share"] <= 1.0
+    keys = heldout_keys(policy)
+    assert set(keys) == {f"heldout_{k}" for k in HELDOUT} | {"heldout_policy_version"}
+    assert keys["heldout_borderline_share"] == policy["borderline_share"]
+    assert render_policy_table(policy).row_count == len(policy["sources"])
+    assert "policy" not in evaluate_model(model_dir, data_dir, "int8")

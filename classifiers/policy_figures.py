@@ -1,0 +1,114 @@
+"""What a policy's thresholds do to held-out posts (the columns of issue #13's held-out table).
+
+Per source (one held-out split each), with the decision the real-time policy takes from scores
+alone (a label at or above ``remove_at`` removes; otherwise one at or above ``review_at`` makes the
+post borderline; otherwise it is allowed):
+
+- ``borderline_share`` and ``removed_share`` of *traffic*: rows reweighted so that harmful ones
+  (any known positive label) carry ``harmful_share`` (10 %, the policy's prior) of the weight;
+- ``remove_precision``: removed rows that are harmful (unknown labels count as not harmful); judged
+  only with at least :data:`MIN_JUDGED` removals, ``None`` otherwise;
+- ``harmful_not_allowed``: harmful rows removed or sent to borderline (not allowed outright);
+- ``clean_removed``: rows with no known positive label that were removed.
+
+The summary takes the mean and the worst over sources, so a large split cannot hide a small one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from classifiers.data import Example
+from classifiers.thresholds import traffic_weights
+
+Array = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
+#: Per label: ``(remove_at, review_at)``.
+Limits = Mapping[str, tuple[float, float]]
+MIN_JUDGED = 10
+
+
+def decide(probs: Array, labels: Sequence[str], limits: Limits) -> tuple[Mask, Mask]:
+    """Boolean ``(removed, borderline)`` per row; labels missing from ``limits`` never act."""
+    removed = np.zeros(len(probs), dtype=bool)
+    flagged = np.zeros(len(probs), dtype=bool)
+    for j, label in enumerate(labels):
+        if label not in limits:
+            continue
+        remove_at, review_at = limits[label]
+        removed |= probs[:, j] >= remove_at
+        flagged |= probs[:, j] >= review_at
+    return removed, flagged & ~removed
+
+
+def harmful_rows(examples: Sequence[Example], n_labels: int) -> Mask:
+    """Rows with a known positive label."""
+    return np.array(
+        [
+            any(e.weights[j] >= 1.0 and e.targets[j] >= 0.5 for j in range(n_labels))
+            for e in examples
+        ],
+        dtype=bool,
+    )
+
+
+def source_figures(
+    examples: Sequence[Example],
+    probs: Array,
+    labels: Sequence[str],
+    limits: Limits,
+    harmful_share: float = 0.10,
+) -> dict[str, Any]:
+    """The figures above for one source's rows (``probs`` rows align with ``examples``)."""
+    removed, borderline = decide(probs, labels, limits)
+    harmful = harmful_rows(examples, len(labels))
+    weights = traffic_weights(examples, len(labels), harmful_share)
+    n_removed = int(removed.sum())
+    return {
+        "n": len(examples),
+        "harmful": int(harmful.sum()),
+        "borderline_share": round(float(weights[borderline].sum()), 4),
+        "removed_share": round(float(weights[removed].sum()), 4),
+        "removed": n_removed,
+        "remove_precision": (
+            round(float(harmful[removed].mean()), 4) if n_removed >= MIN_JUDGED else None
+        ),
+        "harmful_not_allowed": (
+            round(float((removed | borderline)[harmful].mean()), 4) if harmful.any() else None
+        ),
+        "clean_removed": round(float(removed[~harmful].mean()), 4) if (~harmful).any() else None,
+    }
+
+
+def policy_figures(per_source: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Mean and worst over sources of the figures from :func:`source_figures`."""
+
+    def values(key: str) -> list[float]:
+        return [float(s[key]) for s in per_source.values() if s.get(key) is not None]
+
+    def worst(key: str, pick: Any) -> tuple[float | None, str | None]:
+        judged = {name: float(s[key]) for name, s in per_source.items() if s.get(key) is not None}
+        if not judged:
+            return None, None
+        name = pick(judged, key=judged.__getitem__)
+        return judged[name], name
+
+    border = values("borderline_share")
+    precision, precision_source = worst("remove_precision", min)
+    not_allowed, not_allowed_source = worst("harmful_not_allowed", min)
+    clean, clean_source = worst("clean_removed", max)
+    return {
+        "borderline_share": round(float(np.mean(border)), 4) if border else None,
+        "borderline_share_max": round(max(border), 4) if border else None,
+        "remove_precision_min": precision,
+        "remove_precision_min_source": precision_source,
+        "harmful_not_allowed_min": not_allowed,
+        "harmful_not_allowed_min_source": not_allowed_source,
+        "clean_removed_max": clean,
+        "clean_removed_max_source": clean_source,
+        "sources": dict(per_source),
+    }
