@@ -2,9 +2,15 @@
 
 ``remove_at`` is the lowest threshold (>= 0.5) at which *every* dev source that labels the
 category reaches the precision target (sources with < 10 predicted positives are not judged) —
-worst-case over sources, so the threshold does not rest on one corpus's prevalence. ``review_at``
-values are lowered together, 0.01 at a time in turn, while the share of *traffic* that ends up
-borderline (some label in its band, none at its remove threshold) stays within the budget.
+worst-case over sources, so the threshold does not rest on one corpus's prevalence — and at which
+no source whose rows are only *weak* negatives for the category (the tweet corpora for ``spam``)
+loses more than ``max_weak_removed`` of them (0.1 %, at least one row). Precision on the sources
+that label a category says nothing about ordinary posts when those sources are half positives
+(YouTube spam); the weak negatives are the ordinary posts. At a 1 % spam prevalence and 75 %
+recall, 0.9 precision allows about 0.08 % of ordinary posts to be removed, hence 0.1 %.
+``review_at`` values are lowered together, 0.01 at a time in turn, while the share of *traffic*
+that ends up borderline (some label in its band, none at its remove threshold) stays within the
+budget.
 
 The dev mix is about 60 % harmful, far from a platform's traffic, so the borderline share is
 estimated under a traffic prior: dev texts are reweighted so harmful ones (any known positive
@@ -27,6 +33,8 @@ REMOVE_GRID = np.round(np.arange(0.50, 0.991, 0.01), 2)
 REVIEW_GRID = np.round(np.arange(0.30, 0.991, 0.01), 2)
 CURVE = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
 MIN_JUDGED = 10
+MAX_WEAK_REMOVED = 0.001
+"""Share of a source's weak negatives a ``remove_at`` may remove (see the module docstring)."""
 TRAFFIC_HARMFUL_SHARE = 0.10
 """Assumed share of traffic that is harmful in some category (for the borderline budget)."""
 
@@ -70,6 +78,23 @@ def _worst_precision(
     return (min(by_source.values()) if by_source else 1.0), by_source
 
 
+def _weak_rows(examples: Sequence[Example], j: int) -> dict[str, list[int]]:
+    """Per source: rows that are weak negatives for label ``j`` (weight in (0, 1), target 0)."""
+    out: dict[str, list[int]] = {}
+    for i, e in enumerate(examples):
+        if 0.0 < e.weights[j] < 1.0 and e.targets[j] < 0.5:
+            out.setdefault(e.dataset, []).append(i)
+    return out
+
+
+def _weak_removed(probs: Array, j: int, t: float, weak: dict[str, list[int]]) -> dict[str, int]:
+    return {source: int(np.sum(probs[rows, j] >= t)) for source, rows in weak.items()}
+
+
+def _weak_ok(removed: dict[str, int], weak: dict[str, list[int]], cap: float) -> bool:
+    return all(n <= max(1, int(cap * len(weak[source]))) for source, n in removed.items())
+
+
 def _borderline_share(probs: Array, remove_at: Array, review_at: Array, weights: Array) -> float:
     removed = (probs >= remove_at).any(axis=1)
     return float(weights[(probs >= review_at).any(axis=1) & ~removed].sum())
@@ -105,6 +130,7 @@ def choose_thresholds(
     precision_target: float = 0.9,
     borderline_budget: float = 0.05,
     harmful_share: float = TRAFFIC_HARMFUL_SHARE,
+    max_weak_removed: float = MAX_WEAK_REMOVED,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Thresholds per label and the dev trade-off summary (``probs`` rows align with examples)."""
     thresholds: dict[str, dict[str, Any]] = {}
@@ -114,9 +140,12 @@ def choose_thresholds(
         y = np.array([examples[i].targets[j] for i in known])
         p, p_all = probs[known, j], probs[:, j]
         per_source_rows = _source_rows(examples, j)
+        weak = _weak_rows(examples, j)
         best_t, best_worst, achieved = float(REMOVE_GRID[-1]), -1.0, False
         for t in REMOVE_GRID:
             worst, _ = _worst_precision(examples, probs, j, float(t), per_source_rows)
+            if not _weak_ok(_weak_removed(probs, j, float(t), weak), weak, max_weak_removed):
+                continue
             if worst >= precision_target and precision_at(y, p, float(t))[2] >= 20:
                 best_t, achieved = float(t), True
                 break
@@ -132,6 +161,7 @@ def choose_thresholds(
             "dev_precision": round(precision, 4),
             "dev_recall": round(recall, 4),
             "dev_precision_by_source": per_source,
+            "dev_weak_removed_by_source": _weak_removed(probs, j, remove_at, weak),
         }
         rows = []
         for t in CURVE:
