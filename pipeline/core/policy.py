@@ -22,7 +22,7 @@ from typing import Any
 from pipeline.errors import ModerationError
 from schemas.events import Verdict
 
-DEFAULT_POLICY = "default.v3.json"
+DEFAULT_POLICY = "default.v4.json"
 
 
 class PolicyError(ModerationError):
@@ -188,7 +188,7 @@ def _guard_bounds(section: Any, source: str) -> GuardBounds:
 
 
 def load_policy(path: Path | None = None) -> Policy:
-    """Read and validate a policy file (default: the shipped ``default.v3.json``)."""
+    """Read and validate a policy file (default: the shipped ``default.v4.json``)."""
     target = path if path is not None else default_policy_path()
     try:
         text = target.read_text(encoding="utf-8")

@@ -27,6 +27,7 @@ from devtools.sim import FAULT_HEADER, SimConfig, SimulatorServer
 from devtools.sim.rules import judge
 from pipeline.config import Settings, load_settings
 from pipeline.core.cost import CallMode, TokenUsage, cost_usd
+from pipeline.core.policy import load_policy
 from pipeline.core.resilience import BreakerState, ProviderErrorKind
 from pipeline.frontier.client import FrontierClient
 from pipeline.frontier.config import ClientConfig, DeciderConfig
@@ -431,7 +432,7 @@ async def test_simulator_admin_health_metrics_and_error_shape(sim: SimulatorServ
 
 # --- defence in depth: the verdict guard (policy frontier_guard) ------------------------------
 def _scored(text: str, toxic: float, *, post_id: str) -> BorderlineRequest:
-    """A request scored on the default policy's categories (toxic remove_at 0.97, margin 0.05)."""
+    """A request scored on the default policy's categories."""
     now = datetime.now(UTC)
     return BorderlineRequest(
         post_id=post_id,
@@ -450,13 +451,19 @@ async def test_an_allow_near_remove_at_is_kept_provisional_and_reviewed(
 ) -> None:
     async with FrontierClient(ClientConfig.from_settings(_settings(sim.url))) as client:
         decider = FrontierDecider(client, DeciderConfig.from_settings(_settings(sim.url)))
-        near = await decider.decide(_scored("What a lovely day", 0.93, post_id="g1"))
-        far = await decider.decide(_scored("What a lovely day", 0.91, post_id="g2"))
+        # Scores just inside and just outside the shipped policy's margin below toxic remove_at.
+        policy = load_policy()
+        remove_at = policy.thresholds["toxic"].remove_at
+        edge = remove_at - policy.frontier_guard.allow_review_margin
+        near = await decider.decide(_scored("What a lovely day", edge + 0.01, post_id="g1"))
+        far = await decider.decide(_scored("What a lovely day", edge - 0.01, post_id="g2"))
     assert near.decision.stage is Stage.FRONTIER and near.decision.verdict is Verdict.ALLOW
     assert near.decision.reason is not None and "guard:allow_near_remove" in near.decision.reason
     assert near.review is not None and near.review.reason is ReviewReason.ESCALATE
     assert near.review.detail is not None
-    assert near.review.detail.startswith("guard:allow_near_remove (toxic 0.930 >= remove_at 0.97")
+    assert near.review.detail.startswith(
+        f"guard:allow_near_remove (toxic {edge + 0.01:.3f} >= remove_at {remove_at:g}"
+    )
     assert "lovely" not in near.review.detail  # numbers and category names, never post text
     assert far.decision.verdict is Verdict.ALLOW and far.review is None
 

@@ -146,14 +146,14 @@ async def test_shadow_decisions_go_to_their_own_table_and_topic_only(
         settings, "SELECT DISTINCT model_version, policy_version FROM verdicts"
     )
     assert [(r["model_version"], r["policy_version"]) for r in verdict_models] == [
-        (live_model, "default.v3")
+        (live_model, "default.v4")
     ]
     decisions = [
         decode(DecisionEvent, r.value) for r in await read_topic(settings, settings.topic_decisions)
     ]
     final = sum(r["verdict"] != "borderline" for r in rows)
     assert len({d.post_id for d in decisions}) == final  # exactly the live decisions
-    assert {(d.model_version, d.policy_version) for d in decisions} == {(live_model, "default.v3")}
+    assert {(d.model_version, d.policy_version) for d in decisions} == {(live_model, "default.v4")}
     shadowed = [
         decode(ShadowDecision, r.value) for r in await read_topic(settings, settings.topic_shadow)
     ]

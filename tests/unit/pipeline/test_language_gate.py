@@ -58,7 +58,7 @@ def test_any_text_gets_a_language_and_a_decision_either_way(text: str) -> None:
 
 def test_policy_section() -> None:
     shipped = load_policy()
-    assert shipped.version == "default.v3"
+    assert shipped.version == "default.v4"
     assert shipped.languages == LanguageRules(supported=frozenset({"en"}))
     base = {"version": "p", "categories": {"toxic": {"remove_at": 0.9, "review_at": 0.5}}}
     assert parse_policy(base).languages is None  # older policies: no gate
