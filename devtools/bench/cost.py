@@ -8,6 +8,12 @@ model and policy: only hard cases the frontier did not settle go to Message Batc
 ``modstream cost --json`` reads the ledger. Everything runs on a database and topics of its own,
 so the report holds this run only.
 
+A day has outages. Halfway through the stream the simulator is stopped for ``outage_s`` seconds
+(10 by default; 0 for none): the borderline posts of that window take the documented fallback
+(decided in time, sent to review), and the nightly replay sends them to Message Batches. That is
+where ``batch_vs_realtime_price_ratio`` comes from: without an unsettled post the replay has no
+hard case to batch (it keeps every verdict the same model and policy already gave).
+
 Human review cannot be measured by a benchmark (nobody handles the items), so its figure is
 modelled: review items per post times ``review_seconds`` at the configured reviewer price.
 """
@@ -53,6 +59,7 @@ class CostBenchConfig:
     latency_p50_s: float = 0.4
     latency_p99_s: float = 1.5
     rate_529: float = 0.02
+    outage_s: float = 10.0
     data_dir: Path = field(default=DEFAULT_DATA_DIR)
 
 
@@ -96,6 +103,22 @@ async def _produce(settings: Settings, texts: list[str], rate: float, run_id: st
         await producer.flush()
     finally:
         await producer.stop()
+
+
+async def _outage(simulator: Child, after_s: float, outage_s: float, echo: Echo) -> None:
+    """Stop the simulator ``after_s`` into the stream for ``outage_s`` seconds, then restart it."""
+    await asyncio.sleep(after_s)
+    echo(f"provider outage: the simulator is down for {outage_s:.0f} s")
+    await asyncio.to_thread(simulator.stop)
+    await asyncio.sleep(outage_s)
+    simulator.start()
+    await simulator.wait_ready(within=60)
+    echo("provider back")
+
+
+def _outage_reason(reason: str) -> bool:
+    """A fallback the provider outage explains: connection refused, or the breaker it opened."""
+    return reason.endswith(("circuit_open", "provider_error:connection"))
 
 
 async def _wait_for(dsn: str, query: str, want: int, within: float, what: str) -> None:
@@ -206,7 +229,10 @@ async def run_cost_bench(settings: Settings, config: CostBenchConfig, echo: Echo
                 await child.wait_ready(within=180)
             echo("stages ready; producing")
             started = time.monotonic()
-            await _produce(s, texts, config.rate, run_id)
+            produce = asyncio.create_task(_produce(s, texts, config.rate, run_id))
+            if config.outage_s > 0:
+                await _outage(children[0], len(texts) / config.rate / 2, config.outage_s, echo)
+            await produce
             await _wait_for(
                 dsn, "SELECT count(*) FROM verdicts WHERE stage = 'realtime'", len(texts),
                 600, "real-time decisions",
@@ -249,13 +275,17 @@ async def run_cost_bench(settings: Settings, config: CostBenchConfig, echo: Echo
         "pure_frontier": month["monthly_pure_frontier_usd"],
     }
     out["review_items_by_reason"] = {row["reason"]: int(row["n"]) for row in reasons}
+    out["provider_outage_s"] = config.outage_s
     out["fallbacks_by_reason"] = {row["reason"]: int(row["n"]) for row in fallbacks}
-    answered = out["frontier_answered"]
+    # The outage's fallbacks are intended; only the others say the machine could not keep up.
+    outage = sum(n for reason, n in out["fallbacks_by_reason"].items() if _outage_reason(reason))
+    answered = out["frontier_answered"] + outage
     if out["frontier_posts"] and answered < 0.9 * out["frontier_posts"]:
         echo(
-            f"warning: the frontier model answered only {answered} of {out['frontier_posts']} "
-            "borderline posts (the rest fell back, see fallbacks_by_reason): the frontier cost "
-            "is under-measured; run at a lower --rate or on a quieter machine"
+            f"warning: the frontier model answered only {out['frontier_answered']} of "
+            f"{out['frontier_posts']} borderline posts, {outage} of the rest in the outage (see "
+            "fallbacks_by_reason): the frontier cost is under-measured; run at a lower --rate or "
+            "on a quieter machine"
         )
     out["sensitivity_usd_per_month_at_1b_tokens_per_day"] = at_1b["sensitivity"]
     out["replay_batch_requests"] = replay.get("frontier", {}).get("borderline_sent")

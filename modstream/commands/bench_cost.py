@@ -34,6 +34,11 @@ async def _bench(settings: Settings, config: Any) -> dict[str, Any]:
     "--review-seconds", type=click.FloatRange(0), default=60.0, show_default=True,
     help="Modelled reviewer handling time per review item (a bench has no reviewers).",
 )  # fmt: skip
+@click.option(
+    "--outage-seconds", type=click.FloatRange(0), default=10.0, show_default=True,
+    help="Stop the provider simulator this long halfway through the stream (0: no outage); the "
+    "fallbacks it causes are what the nightly replay sends to Message Batches.",
+)  # fmt: skip
 @click.option("--seed", type=int, default=7, show_default=True)
 @pass_context
 def bench_cost(
@@ -42,6 +47,7 @@ def bench_cost(
     harmful_share: float,
     rate: float,
     review_seconds: float,
+    outage_seconds: float,
     seed: int,
 ) -> None:
     """The hybrid's cost per mode vs pure frontier: stream, frontier, replay, `modstream cost`."""
@@ -52,6 +58,7 @@ def bench_cost(
         harmful_share=harmful_share,
         rate=rate,
         review_seconds=review_seconds,
+        outage_s=outage_seconds,
         seed=seed,
     )
     figures = asyncio.run(_bench(ctx.settings, config))
