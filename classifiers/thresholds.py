@@ -45,7 +45,8 @@ def traffic_weights(examples: Sequence[Example], n_labels: int, harmful_share: f
         [
             any(e.weights[j] >= 1.0 and e.targets[j] >= 0.5 for j in range(n_labels))
             for e in examples
-        ]
+        ],
+        dtype=bool,  # an empty list would otherwise be float, and ``~`` would fail
     )
     n_harmful, n_clean = int(harmful.sum()), int((~harmful).sum())
     if n_harmful == 0 or n_clean == 0:

@@ -61,3 +61,9 @@ def test_the_borderline_budget_holds_under_the_traffic_prior() -> None:
     for budget in (0.01, 0.025, 0.05):
         _, summary = choose_thresholds(rows, scores(list(probs)), LABELS, borderline_budget=budget)
         assert summary["traffic_borderline_share"] <= budget
+
+
+def test_no_examples_get_no_weights() -> None:
+    from classifiers.thresholds import traffic_weights
+
+    assert traffic_weights([], 3, 0.1).shape == (0,)
