@@ -34,14 +34,20 @@ from classifiers.data import Example
 from classifiers.features import FeatureCache
 from classifiers.lodo_train import Recipe, finetune_top, logits_of, train_head
 from classifiers.metrics import precision_at
-from classifiers.thresholds import choose_thresholds, traffic_weights
+from classifiers.policy_figures import decide
+from classifiers.thresholds import (
+    MIN_JUDGED,
+    TRAFFIC_HARMFUL_SHARE,
+    choose_thresholds,
+    harmful_rows,
+    traffic_weights,
+)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 Progress = Callable[[str], None]
 HARM_LABELS = ("toxic", "hate")
 MIN_POSITIVES = 20
-MIN_JUDGED = 10
 PRECISION_TARGET = 0.9
 BORDERLINE_BUDGET = 0.025
 
@@ -172,14 +178,11 @@ def thresholds_for(
 def _policy_at(
     rows: Sequence[Example], probs: FloatArray, thresholds: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
-    remove_at = np.array([thresholds[label]["remove_at"] for label in LABELS])
-    review_at = np.array([thresholds[label]["review_at"] for label in LABELS])
-    removed = (probs >= remove_at).any(axis=1)
-    border = (probs >= review_at).any(axis=1) & ~removed
-    weights = traffic_weights(rows, len(LABELS), 0.10)
-    harmful = np.array(
-        [any(e.weights[j] >= 1.0 and e.targets[j] >= 0.5 for j in range(len(LABELS))) for e in rows]
-    )
+    limits = {label: (t["remove_at"], t["review_at"]) for label, t in thresholds.items()}
+    remove_at = np.array([limits[label][0] for label in LABELS])
+    removed, border = decide(probs, LABELS, limits)
+    weights = traffic_weights(rows, len(LABELS), TRAFFIC_HARMFUL_SHARE)
+    harmful = harmful_rows(rows, len(LABELS))
     precision: dict[str, float] = {}
     for j, label in enumerate(LABELS):
         known = [i for i, e in enumerate(rows) if e.weights[j] >= 1.0]

@@ -23,13 +23,12 @@ import numpy as np
 import numpy.typing as npt
 
 from classifiers.data import Example
-from classifiers.thresholds import traffic_weights
+from classifiers.thresholds import MIN_JUDGED, TRAFFIC_HARMFUL_SHARE, harmful_rows, traffic_weights
 
 Array = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
 #: Per label: ``(remove_at, review_at)``.
 Limits = Mapping[str, tuple[float, float]]
-MIN_JUDGED = 10
 
 
 def decide(probs: Array, labels: Sequence[str], limits: Limits) -> tuple[Mask, Mask]:
@@ -45,23 +44,12 @@ def decide(probs: Array, labels: Sequence[str], limits: Limits) -> tuple[Mask, M
     return removed, flagged & ~removed
 
 
-def harmful_rows(examples: Sequence[Example], n_labels: int) -> Mask:
-    """Rows with a known positive label."""
-    return np.array(
-        [
-            any(e.weights[j] >= 1.0 and e.targets[j] >= 0.5 for j in range(n_labels))
-            for e in examples
-        ],
-        dtype=bool,
-    )
-
-
 def source_figures(
     examples: Sequence[Example],
     probs: Array,
     labels: Sequence[str],
     limits: Limits,
-    harmful_share: float = 0.10,
+    harmful_share: float = TRAFFIC_HARMFUL_SHARE,
 ) -> dict[str, Any]:
     """The figures above for one source's rows (``probs`` rows align with ``examples``)."""
     removed, borderline = decide(probs, labels, limits)

@@ -39,15 +39,20 @@ TRAFFIC_HARMFUL_SHARE = 0.10
 """Assumed share of traffic that is harmful in some category (for the borderline budget)."""
 
 
-def traffic_weights(examples: Sequence[Example], n_labels: int, harmful_share: float) -> Array:
-    """Per-example weights summing to 1 with harmful examples at ``harmful_share`` of the total."""
-    harmful = np.array(
+def harmful_rows(examples: Sequence[Example], n_labels: int) -> npt.NDArray[np.bool_]:
+    """Rows with a known positive label (``dtype=bool`` even when empty, so ``~`` works)."""
+    return np.array(
         [
             any(e.weights[j] >= 1.0 and e.targets[j] >= 0.5 for j in range(n_labels))
             for e in examples
         ],
-        dtype=bool,  # an empty list would otherwise be float, and ``~`` would fail
+        dtype=bool,
     )
+
+
+def traffic_weights(examples: Sequence[Example], n_labels: int, harmful_share: float) -> Array:
+    """Per-example weights summing to 1 with harmful examples at ``harmful_share`` of the total."""
+    harmful = harmful_rows(examples, n_labels)
     n_harmful, n_clean = int(harmful.sum()), int((~harmful).sum())
     if n_harmful == 0 or n_clean == 0:
         return np.full(len(examples), 1.0 / max(1, len(examples)))
