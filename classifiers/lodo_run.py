@@ -10,6 +10,8 @@
    (``calibration``) and the thresholds chosen on its calibrated out-of-source scores.
 
 ``--report`` writes every recipe's summary as JSON (what the model card quotes).
+``--attach-to DIR`` records one recipe's figures in artifacts that recipe trained
+(:mod:`classifiers.lodo_attach`), e.g. the served model's.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from classifiers.lodo import (
     BORDERLINE_BUDGET,
     LodoRun,
     calibrated,
+    fold,
     run,
     sources_with,
     summarise,
@@ -88,11 +91,42 @@ def full_finetune_step_seconds(cache: FeatureCache, batch: int = 32, steps: int 
     return round(float(np.median(times[1:])), 3)
 
 
-def _logits_path(
-    cache_dir: Path, cache: FeatureCache, recipe: Recipe, seed: int, only: Sequence[str]
+def fold_logits_path(
+    cache_dir: Path, cache: FeatureCache, recipe: Recipe, seed: int, source: str
 ) -> Path:
-    key = json.dumps([cache.tag, seed, asdict(recipe), sorted(only)], sort_keys=True)
+    """Where one fold's out-of-source logits are kept (keyed by features, seed, recipe, fold).
+
+    Folds are independent (each trains from the same seed on its own copy of the encoder), so a
+    fold computed in one run is the same fold in any other: ``--sources`` runs add up.
+    """
+    key = json.dumps([cache.tag, seed, asdict(recipe), [source]], sort_keys=True)
     return cache_dir / f"lodo-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
+
+
+def fold_logits(
+    cache: FeatureCache,
+    recipe: Recipe,
+    sources: Sequence[str],
+    seed: int,
+    cache_dir: Path,
+    encoder: Any,
+) -> LodoRun:
+    """Out-of-source logits of ``recipe`` for every fold in ``sources``, cached per fold."""
+    out = LodoRun(recipe, np.full((len(cache.examples), len(LABELS)), np.nan))
+    for source in sources:
+        path = fold_logits_path(cache_dir, cache, recipe, seed, source)
+        if path.is_file():
+            with np.load(path) as saved:
+                part = LodoRun(recipe, saved["logits"], json.loads(str(saved["seconds"])))
+            _say(f"lodo {recipe.name}: {source} read {path}")
+        else:
+            part = run(cache, recipe, [source], seed, encoder, _say)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(path, logits=part.logits, seconds=json.dumps(part.seconds_per_fold))
+        _, test_idx = fold(cache.examples, source)
+        out.logits[test_idx] = part.logits[test_idx]
+        out.seconds_per_fold[source] = part.seconds_per_fold.get(source, 0.0)
+    return out
 
 
 def compare(
@@ -105,8 +139,8 @@ def compare(
 ) -> dict[str, Any]:
     """LODO summary per recipe (every source with a label that has both classes is a fold).
 
-    Each recipe's out-of-source logits are kept in ``cache_dir`` (keyed by the feature cache,
-    seed and recipe), so a rerun only summarises.
+    Each fold's out-of-source logits are kept in ``cache_dir`` (:func:`fold_logits_path`), so a
+    rerun only summarises and folds computed by separate ``--sources`` runs combine.
     """
     from classifiers.model import load_encoder
 
@@ -116,14 +150,7 @@ def compare(
         encoder.train(False)
     results: dict[str, Any] = {}
     for recipe in recipes:
-        path = _logits_path(cache_dir, cache, recipe, seed, only)
-        if path.is_file():
-            with np.load(path) as saved:
-                lodo = LodoRun(recipe, saved["logits"], json.loads(str(saved["seconds"])))
-            _say(f"lodo {recipe.name}: read {path}")
-        else:
-            lodo = run(cache, recipe, sources, seed, encoder, _say)
-            np.savez(path, logits=lodo.logits, seconds=json.dumps(lodo.seconds_per_fold))
+        lodo = fold_logits(cache, recipe, sources, seed, cache_dir, encoder)
         summary = summarise(cache.examples, lodo, budget)
         summary["config"] = asdict(recipe)
         results[recipe.name] = {"summary": summary, "logits": lodo.logits}
@@ -227,6 +254,13 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
         help="Train this compared recipe instead of the best (e.g. when the best fails the"
         " int8 build's parity gate).",
     )
+    parser.add_argument(
+        "--attach-to",
+        type=Path,
+        default=None,
+        help="Write the (single) recipe's LODO figures into these artifacts' training.json: the"
+        " recipe that trained them, e.g. the served model's `top2 --finetune-steps 3000`.",
+    )
     parser.add_argument("--measure-full-step", action="store_true")
     parser.add_argument(
         "--sources", nargs="*", default=[], help="Only these left-out sources (default: all)."
@@ -238,6 +272,8 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     if unknown:
         parser.error(f"unknown recipes {unknown}; choose from {sorted(known)}")
     recipes = [replace(known[n], finetune_steps=args.finetune_steps) for n in args.recipes]
+    if args.attach_to is not None and len(recipes) != 1:
+        parser.error("--attach-to needs exactly one recipe (the one that trained the artifacts)")
     started = time.monotonic()
     sample = sample_per_source(load_examples(args.data_dir), args.per_source)
     cache = load_or_build(sample, args.cache_dir, progress=_say)
@@ -250,6 +286,15 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
         doc = {name: r["summary"] for name, r in results.items()} | {"_extra": extra}
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if args.attach_to is not None:
+        from classifiers.lodo_attach import attach
+
+        block = attach(args.attach_to, recipes[0], results[recipes[0].name]["summary"], extra)
+        _say(
+            f"attached {recipes[0].name} LODO (mean {block['lodo_mean_roc_auc']}, min"
+            f" {block['lodo_min_roc_auc']}, folds {', '.join(block['folds'])}) to"
+            f" {args.attach_to}; rebuild with `modstream model build --force`"
+        )
     if args.out is not None:
         train_winner(cache, results, recipes, args.seed, args.budget, args.out, extra, args.choose)
     _say(f"done in {time.monotonic() - started:.0f}s")

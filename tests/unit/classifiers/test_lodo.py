@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -135,3 +136,28 @@ def test_padded_ids_right_pads_the_chosen_texts_and_masks_the_padding() -> None:
     ids, mask = padded_ids([[5, 6, 7], [8], [9, 10]], [2, 1])
     assert ids.tolist() == [[9, 10], [8, 0]]
     assert mask.tolist() == [[1, 1], [1, 0]]
+
+
+def test_folds_are_cached_one_by_one_so_separate_runs_add_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from classifiers import lodo_run
+
+    cache = replace(tiny_cache(), tag="tiny")
+    recipe = Recipe("t", head_steps=3, batch_size=8)
+    together = lodo_run.fold_logits(cache, recipe, ["a", "b"], 1, tmp_path / "both", None)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    lodo_run.fold_logits(cache, recipe, ["a"], 1, alone, None)
+    lodo_run.fold_logits(cache, recipe, ["b"], 1, alone, None)
+
+    def no_training(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("a cached fold was trained again")
+
+    monkeypatch.setattr(lodo_run, "run", no_training)
+    combined = lodo_run.fold_logits(cache, recipe, ["a", "b"], 1, alone, None)
+    assert not np.isnan(combined.logits).any()
+    np.testing.assert_array_equal(combined.logits, together.logits)
+    assert set(combined.seconds_per_fold) == {"a", "b"}
+    with pytest.raises(AssertionError, match="trained again"):
+        lodo_run.fold_logits(cache, replace(recipe, head_steps=4), ["a"], 1, alone, None)
