@@ -145,6 +145,8 @@ def render_policy_table(policy: dict[str, Any]) -> Any:
         "borderline",
         "removed",
         "P(remove)",
+        "P(remove), all",
+        "unjudged",
         "harmful not allowed",
         "clean removed",
     ):
@@ -153,15 +155,19 @@ def render_policy_table(policy: dict[str, Any]) -> Any:
     def pct(value: float | None) -> str:
         return "-" if value is None else f"{100 * value:.1f} %"
 
+    def ratio(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
     for split, s in policy["sources"].items():
-        precision = s["remove_precision"]
         table.add_row(
             split,
             str(s["n"]),
             str(s["harmful"]),
             pct(s["borderline_share"]),
             pct(s["removed_share"]),
-            "-" if precision is None else f"{precision:.3f}",
+            ratio(s["remove_precision"]),
+            ratio(s.get("remove_precision_all")),
+            str(s.get("removed_unjudged", "-")),
             pct(s["harmful_not_allowed"]),
             pct(s["clean_removed"]),
         )

@@ -1,9 +1,12 @@
 """The headline figures ``modstream model eval`` prints as its last JSON line.
 
 ``lodo_mean_roc_auc``, ``lodo_min_roc_auc``, ``borderline_share`` (10 % harmful prior) and
-``remove_precision_min`` are **stored**: they come from the leave-one-dataset-out run that trained
-the model (``training.json`` → the built model's manifest, see :mod:`classifiers.lodo_run`);
-recomputing them means training one model per source. ``int8_posts_per_s`` is **measured** now,
+``remove_precision_min`` are **stored**: they come from the leave-one-dataset-out run of the
+recipe that trained the model, either the run that trained it (:mod:`classifiers.lodo_run`) or one
+attached to its artifacts afterwards (:mod:`classifiers.lodo_attach`), through ``training.json``
+into the built model's manifest; recomputing them means training one model per source. The
+stored ``borderline_share`` and ``remove_precision_min`` are the protocol's own (thresholds chosen
+and applied out of source), not the policy in force. ``int8_posts_per_s`` is **measured** now,
 on this machine: the built int8 model over :func:`~classifiers.bench.sample_texts` at batch 128
 (what ``modstream bench classifier`` reports).
 
@@ -45,8 +48,9 @@ def eval_keys(model_dir: Path, data_dir: Path, n_texts: int = 2000) -> dict[str,
     keys["stored"] = list(STORED) if lodo else []
     if not lodo:
         keys["note"] = (
-            "this model was not trained by the LODO protocol: train one with"
-            " `modstream model lodo --out DIR`"
+            "no LODO figures in this model's artifacts: train one with `modstream model lodo"
+            " --out DIR`, or attach its recipe's with `modstream model lodo --recipes R"
+            " --attach-to DIR`"
         )
     return keys
 
@@ -56,6 +60,8 @@ HELDOUT = (
     "borderline_share_max",
     "remove_precision_min",
     "remove_precision_min_source",
+    "remove_precision_all_min",
+    "remove_precision_all_min_source",
     "harmful_not_allowed_min",
     "harmful_not_allowed_min_source",
     "clean_removed_max",

@@ -11,11 +11,12 @@ not see its source (out-of-source, "OOF" below). From them:
 - **calibration** (:mod:`classifiers.calibration`) and **policy thresholds**
   (:func:`~classifiers.thresholds.choose_thresholds`, worst-source precision) chosen on the
   calibrated OOF scores, never on the in-domain dev split;
-- **policy figures** per source at those thresholds: remove precision (the share of removed posts
-  that the source labels harmful in any category; a row with unknown labels counts as not
-  harmful; sources with fewer than :data:`MIN_JUDGED` removals are not judged), per label too,
-  and the borderline share under the policy's 10 % harmful traffic prior. Thresholds for a
-  source are chosen without that source's rows (nested), so these figures are out-of-source too.
+- **policy figures** per source at those thresholds
+  (:func:`classifiers.policy_figures.source_figures`): remove precision over the removals the
+  source can judge, and over every removal (what it does not label counting as not harmful), per
+  label too, and the borderline share under the policy's 10 % harmful traffic prior. Thresholds
+  for a source are chosen without that source's rows (nested), so these figures are
+  out-of-source too.
 """
 
 from __future__ import annotations
@@ -34,14 +35,8 @@ from classifiers.data import Example
 from classifiers.features import FeatureCache
 from classifiers.lodo_train import Recipe, finetune_top, logits_of, train_head
 from classifiers.metrics import precision_at
-from classifiers.policy_figures import decide
-from classifiers.thresholds import (
-    MIN_JUDGED,
-    TRAFFIC_HARMFUL_SHARE,
-    choose_thresholds,
-    harmful_rows,
-    traffic_weights,
-)
+from classifiers.policy_figures import source_figures
+from classifiers.thresholds import MIN_JUDGED, TRAFFIC_HARMFUL_SHARE, choose_thresholds
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -179,32 +174,20 @@ def _policy_at(
     rows: Sequence[Example], probs: FloatArray, thresholds: dict[str, dict[str, Any]]
 ) -> dict[str, Any]:
     limits = {label: (t["remove_at"], t["review_at"]) for label, t in thresholds.items()}
-    remove_at = np.array([limits[label][0] for label in LABELS])
-    removed, border = decide(probs, LABELS, limits)
-    weights = traffic_weights(rows, len(LABELS), TRAFFIC_HARMFUL_SHARE)
-    harmful = harmful_rows(rows, len(LABELS))
     precision: dict[str, float] = {}
     for j, label in enumerate(LABELS):
         known = [i for i, e in enumerate(rows) if e.weights[j] >= 1.0]
         y = np.array([rows[i].targets[j] for i in known])
         if not known or y.max() < 0.5:
             continue
-        p, _, npred = precision_at(y, probs[known, j], float(remove_at[j]))
+        p, _, npred = precision_at(y, probs[known, j], float(limits[label][0]))
         if npred >= MIN_JUDGED:
             precision[label] = round(p, 4)
-    n_removed = int(removed.sum())
-    return {
-        "borderline_share": round(float(weights[border].sum()), 4),
-        "remove_share": round(float(weights[removed].sum()), 4),
-        "removed": n_removed,
-        "remove_precision": (
-            round(float(harmful[removed].mean()), 4) if n_removed >= MIN_JUDGED else None
-        ),
-        "remove_precision_by_label": precision,
-    }
+    figures = source_figures(rows, probs, LABELS, limits, TRAFFIC_HARMFUL_SHARE)
+    return figures | {"remove_precision_by_label": precision}
 
 
-def policy_figures(
+def out_of_source_policy(
     examples: Sequence[Example], probs: FloatArray, budget: float = BORDERLINE_BUDGET
 ) -> dict[str, Any]:
     """Per source: thresholds chosen on the *other* sources' rows, applied to this one."""
@@ -217,12 +200,14 @@ def policy_figures(
         chosen, _ = thresholds_for([examples[i] for i in outside], probs[outside], budget)
         per_source[source] = _policy_at([examples[i] for i in inside], probs[inside], chosen)
     precisions = [f["remove_precision"] for f in per_source.values() if f["remove_precision"]]
+    every = [f["remove_precision_all"] for f in per_source.values() if f["remove_precision_all"]]
     shares = [f["borderline_share"] for f in per_source.values()]
     return {
         "per_source": per_source,
         "borderline_share": round(float(np.mean(shares)), 4) if shares else None,
         "borderline_share_max": round(float(np.max(shares)), 4) if shares else None,
         "remove_precision_min": round(float(min(precisions)), 4) if precisions else None,
+        "remove_precision_all_min": round(float(min(every)), 4) if every else None,
     }
 
 
@@ -239,7 +224,7 @@ def summarise(
         "matrix": table,
         **headline_auc(table),
         "temperatures": temps,
-        "policy": policy_figures(examples, probs, budget),
+        "policy": out_of_source_policy(examples, probs, budget),
         "seconds_per_fold": lodo.seconds_per_fold,
         "seconds": round(sum(lodo.seconds_per_fold.values()), 1),
     }

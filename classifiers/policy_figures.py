@@ -6,8 +6,13 @@ post borderline; otherwise it is allowed):
 
 - ``borderline_share`` and ``removed_share`` of *traffic*: rows reweighted so that harmful ones
   (any known positive label) carry ``harmful_share`` (10 %, the policy's prior) of the weight;
-- ``remove_precision``: removed rows that are harmful (unknown labels count as not harmful); judged
-  only with at least :data:`MIN_JUDGED` removals, ``None`` otherwise;
+- ``remove_precision``: removed rows that are harmful, over the removals the source can judge: a
+  removal is judged when the row is harmful or when a category that removed it is one the source
+  labels (full weight). A tweet corpus that labels only offensiveness cannot say that a tweet
+  removed as spam was clean, so that removal counts in ``removed_unjudged``, not against the
+  precision. Judged only with at least :data:`MIN_JUDGED` judged removals, ``None`` otherwise;
+- ``remove_precision_all``: the same over every removal, counting what the source does not label
+  as not harmful (the pessimistic bound; issue #13's held-out table counts that way);
 - ``harmful_not_allowed``: harmful rows removed or sent to borderline (not allowed outright);
 - ``clean_removed``: rows with no known positive label that were removed.
 
@@ -31,17 +36,34 @@ Mask = npt.NDArray[np.bool_]
 Limits = Mapping[str, tuple[float, float]]
 
 
+def removing(probs: Array, labels: Sequence[str], limits: Limits) -> Mask:
+    """Per row and label: the label is at or above its ``remove_at`` (missing labels never act)."""
+    out = np.zeros(probs.shape, dtype=bool)
+    for j, label in enumerate(labels):
+        if label in limits:
+            out[:, j] = probs[:, j] >= limits[label][0]
+    return out
+
+
 def decide(probs: Array, labels: Sequence[str], limits: Limits) -> tuple[Mask, Mask]:
     """Boolean ``(removed, borderline)`` per row; labels missing from ``limits`` never act."""
-    removed = np.zeros(len(probs), dtype=bool)
+    removed: Mask = np.asarray(removing(probs, labels, limits).any(axis=1), dtype=bool)
     flagged = np.zeros(len(probs), dtype=bool)
     for j, label in enumerate(labels):
-        if label not in limits:
-            continue
-        remove_at, review_at = limits[label]
-        removed |= probs[:, j] >= remove_at
-        flagged |= probs[:, j] >= review_at
+        if label in limits:
+            flagged |= probs[:, j] >= limits[label][1]
     return removed, flagged & ~removed
+
+
+def judged_removals(examples: Sequence[Example], by_label: Mask, harmful: Mask) -> Mask:
+    """Removed rows whose source can judge the removal (see the module docstring)."""
+    labelled = np.array(
+        [[e.weights[j] >= 1.0 for j in range(by_label.shape[1])] for e in examples], dtype=bool
+    ).reshape(by_label.shape)
+    judged: Mask = np.asarray(
+        by_label.any(axis=1) & (harmful | (by_label & labelled).any(axis=1)), dtype=bool
+    )
+    return judged
 
 
 def source_figures(
@@ -54,15 +76,20 @@ def source_figures(
     """The figures above for one source's rows (``probs`` rows align with ``examples``)."""
     removed, borderline = decide(probs, labels, limits)
     harmful = harmful_rows(examples, len(labels))
+    judged = judged_removals(examples, removing(probs, labels, limits), harmful)
     weights = traffic_weights(examples, len(labels), harmful_share)
-    n_removed = int(removed.sum())
+    n_removed, n_judged = int(removed.sum()), int(judged.sum())
     return {
         "n": len(examples),
         "harmful": int(harmful.sum()),
         "borderline_share": round(float(weights[borderline].sum()), 4),
         "removed_share": round(float(weights[removed].sum()), 4),
         "removed": n_removed,
+        "removed_unjudged": n_removed - n_judged,
         "remove_precision": (
+            round(float(harmful[judged].mean()), 4) if n_judged >= MIN_JUDGED else None
+        ),
+        "remove_precision_all": (
             round(float(harmful[removed].mean()), 4) if n_removed >= MIN_JUDGED else None
         ),
         "harmful_not_allowed": (
@@ -87,6 +114,7 @@ def policy_figures(per_source: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
 
     border = values("borderline_share")
     precision, precision_source = worst("remove_precision", min)
+    precision_all, precision_all_source = worst("remove_precision_all", min)
     not_allowed, not_allowed_source = worst("harmful_not_allowed", min)
     clean, clean_source = worst("clean_removed", max)
     return {
@@ -94,6 +122,8 @@ def policy_figures(per_source: Mapping[str, Mapping[str, Any]]) -> dict[str, Any
         "borderline_share_max": round(max(border), 4) if border else None,
         "remove_precision_min": precision,
         "remove_precision_min_source": precision_source,
+        "remove_precision_all_min": precision_all,
+        "remove_precision_all_min_source": precision_all_source,
         "harmful_not_allowed_min": not_allowed,
         "harmful_not_allowed_min_source": not_allowed_source,
         "clean_removed_max": clean,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -51,8 +53,34 @@ def test_an_unknown_label_is_not_harmful_and_precision_is_judged_from_ten_remova
     probs = np.full((12, 3), 0.0)
     probs[:, 0] = 0.99
     got = source_figures(rows, probs, LABELS, LIMITS)
-    assert got["remove_precision"] == pytest.approx(9 / 12, abs=1e-4)
+    assert got["remove_precision_all"] == pytest.approx(9 / 12, abs=1e-4)
+    assert got["removed_unjudged"] == 3
+    assert got["remove_precision"] is None  # 9 judged removals: fewer than 10
     assert got["clean_removed"] == 1.0
+
+
+def test_a_removal_for_a_category_the_source_does_not_label_is_not_judged() -> None:
+    # A tweet corpus: toxic and hate known, spam only a weak negative (weight 0.25).
+    tweets = (1.0, 1.0, 0.25)
+    rows = (
+        [example((1.0, 0.0, 0.0), tweets)] * 8  # toxic, removed as toxic: right
+        + [example((0.0, 0.0, 0.0), tweets)] * 2  # clean, removed as toxic: wrong
+        + [example((0.0, 0.0, 0.0), tweets)] * 5  # clean, removed as spam: unjudged
+        + [example((1.0, 0.0, 0.0), tweets)]  # toxic, removed as spam: harmful, so right
+    )
+    probs = np.zeros((16, 3))
+    probs[:10, 0] = 0.95
+    probs[10:, 2] = 0.9
+    got = source_figures(rows, probs, LABELS, LIMITS)
+    assert got["removed"] == 16 and got["removed_unjudged"] == 5
+    assert got["remove_precision"] == pytest.approx(9 / 11, abs=1e-4)
+    assert got["remove_precision_all"] == pytest.approx(9 / 16, abs=1e-4)
+    assert got["clean_removed"] == pytest.approx(7 / 7)
+    # Once the source labels spam, the same removals are judged (and wrong).
+    labelled = [replace(e, weights=KNOWN) for e in rows]
+    again = source_figures(labelled, probs, LABELS, LIMITS)
+    assert again["removed_unjudged"] == 0
+    assert again["remove_precision"] == again["remove_precision_all"]
 
 
 def test_summary_takes_the_mean_and_the_worst_source() -> None:
@@ -97,5 +125,8 @@ def test_shares_are_a_partition_and_a_higher_review_threshold_never_adds_borderl
     assert source_figures(examples, probs, LABELS, stricter)["borderline_share"] <= (
         got["borderline_share"] + 1e-9
     )
-    for key in ("remove_precision", "harmful_not_allowed", "clean_removed"):
+    assert 0 <= got["removed_unjudged"] <= got["removed"]
+    if got["removed_unjudged"] == 0:
+        assert got["remove_precision"] == got["remove_precision_all"]
+    for key in ("remove_precision", "remove_precision_all", "harmful_not_allowed", "clean_removed"):
         assert got[key] is None or 0.0 <= got[key] <= 1.0
