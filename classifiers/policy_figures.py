@@ -28,31 +28,20 @@ import numpy as np
 import numpy.typing as npt
 
 from classifiers.data import Example
-from classifiers.thresholds import MIN_JUDGED, TRAFFIC_HARMFUL_SHARE, harmful_rows, traffic_weights
+from classifiers.thresholds import (
+    MIN_JUDGED,
+    TRAFFIC_HARMFUL_SHARE,
+    Limits,
+    decide,
+    harmful_rows,
+    removing,
+    traffic_weights,
+)
 
 Array = npt.NDArray[np.float64]
 Mask = npt.NDArray[np.bool_]
-#: Per label: ``(remove_at, review_at)``.
-Limits = Mapping[str, tuple[float, float]]
 
-
-def removing(probs: Array, labels: Sequence[str], limits: Limits) -> Mask:
-    """Per row and label: the label is at or above its ``remove_at`` (missing labels never act)."""
-    out = np.zeros(probs.shape, dtype=bool)
-    for j, label in enumerate(labels):
-        if label in limits:
-            out[:, j] = probs[:, j] >= limits[label][0]
-    return out
-
-
-def decide(probs: Array, labels: Sequence[str], limits: Limits) -> tuple[Mask, Mask]:
-    """Boolean ``(removed, borderline)`` per row; labels missing from ``limits`` never act."""
-    removed: Mask = np.asarray(removing(probs, labels, limits).any(axis=1), dtype=bool)
-    flagged = np.zeros(len(probs), dtype=bool)
-    for j, label in enumerate(labels):
-        if label in limits:
-            flagged |= probs[:, j] >= limits[label][1]
-    return removed, flagged & ~removed
+__all__ = ["Limits", "decide", "judged_removals", "policy_figures", "removing", "source_figures"]
 
 
 def judged_removals(examples: Sequence[Example], by_label: Mask, harmful: Mask) -> Mask:

@@ -19,7 +19,7 @@ label) make up ``TRAFFIC_HARMFUL_SHARE`` of the weight. The unweighted dev share
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,9 @@ from classifiers.data import Example
 from classifiers.metrics import precision_at
 
 Array = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
+#: Per label: ``(remove_at, review_at)``.
+Limits = Mapping[str, tuple[float, float]]
 REMOVE_GRID = np.round(np.arange(0.50, 0.991, 0.01), 2)
 REVIEW_GRID = np.round(np.arange(0.30, 0.991, 0.01), 2)
 CURVE = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
@@ -37,6 +40,25 @@ MAX_WEAK_REMOVED = 0.001
 """Share of a source's weak negatives a ``remove_at`` may remove (see the module docstring)."""
 TRAFFIC_HARMFUL_SHARE = 0.10
 """Assumed share of traffic that is harmful in some category (for the borderline budget)."""
+
+
+def removing(probs: Array, labels: Sequence[str], limits: Limits) -> Mask:
+    """Per row and label: the label is at or above its ``remove_at`` (missing labels never act)."""
+    out = np.zeros(probs.shape, dtype=bool)
+    for j, label in enumerate(labels):
+        if label in limits:
+            out[:, j] = probs[:, j] >= limits[label][0]
+    return out
+
+
+def decide(probs: Array, labels: Sequence[str], limits: Limits) -> tuple[Mask, Mask]:
+    """Boolean ``(removed, borderline)`` per row; labels missing from ``limits`` never act."""
+    removed: Mask = np.asarray(removing(probs, labels, limits).any(axis=1), dtype=bool)
+    flagged = np.zeros(len(probs), dtype=bool)
+    for j, label in enumerate(labels):
+        if label in limits:
+            flagged |= probs[:, j] >= limits[label][1]
+    return removed, flagged & ~removed
 
 
 def harmful_rows(examples: Sequence[Example], n_labels: int) -> npt.NDArray[np.bool_]:
@@ -187,18 +209,15 @@ def choose_thresholds(
         curves[label] = rows
     weights = traffic_weights(examples, len(labels), harmful_share)
     _lower_review_thresholds(probs, labels, thresholds, borderline_budget, weights)
-    remove = np.zeros(len(examples), dtype=bool)
-    review = np.zeros(len(examples), dtype=bool)
-    for j, label in enumerate(labels):
-        remove |= probs[:, j] >= thresholds[label]["remove_at"]
-        review |= probs[:, j] >= thresholds[label]["review_at"]
+    limits = {label: (t["remove_at"], t["review_at"]) for label, t in thresholds.items()}
+    remove, borderline = decide(probs, labels, limits)
     summary = {
         "curves": curves,
         "dev_remove_share": round(float(remove.mean()), 4),
-        "dev_borderline_share": round(float((review & ~remove).mean()), 4),
+        "dev_borderline_share": round(float(borderline.mean()), 4),
         "traffic_harmful_share": harmful_share,
         "traffic_remove_share": round(float(weights[remove].sum()), 4),
-        "traffic_borderline_share": round(float(weights[review & ~remove].sum()), 4),
+        "traffic_borderline_share": round(float(weights[borderline].sum()), 4),
         "dev_texts": len(examples),
     }
     return thresholds, summary
