@@ -48,6 +48,19 @@ def recipe_mismatch(meta: dict[str, Any], recipe: Recipe) -> list[str]:
     ]
 
 
+def check_attachable(artifacts: Path, recipe: Recipe) -> dict[str, Any]:
+    """The artifacts' metadata, or :class:`ModelBuildError` if ``recipe`` did not train them."""
+    meta = read_meta(artifacts)
+    mismatch = recipe_mismatch(meta, recipe)
+    if mismatch:
+        raise ModelBuildError(
+            f"recipe {recipe.name!r} did not train the artifacts in {artifacts} ("
+            + "; ".join(mismatch)
+            + "): pick the recipe that matches, e.g. `--recipes top2 --finetune-steps 3000`"
+        )
+    return meta
+
+
 def lodo_block(recipe: Recipe, summary: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """The ``lodo`` entry of ``training.json`` for ``recipe``'s summary."""
     policy = summary["policy"]
@@ -74,14 +87,7 @@ def attach(
     artifacts: Path, recipe: Recipe, summary: dict[str, Any], extra: dict[str, Any]
 ) -> dict[str, Any]:
     """Write ``recipe``'s LODO figures into ``artifacts/training.json``; returns the block."""
-    meta = read_meta(artifacts)
-    mismatch = recipe_mismatch(meta, recipe)
-    if mismatch:
-        raise ModelBuildError(
-            f"recipe {recipe.name!r} did not train the artifacts in {artifacts} ("
-            + "; ".join(mismatch)
-            + "): pick the recipe that matches, e.g. `--recipes top2 --finetune-steps 3000`"
-        )
+    meta = check_attachable(artifacts, recipe)
     meta["lodo"] = lodo_block(recipe, summary, extra)
     (artifacts / META_FILE).write_text(
         json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from classifiers.base import LABELS
+from classifiers.base import LABELS, ModelBuildError
 from classifiers.data import DEFAULT_DATA_DIR, load_examples
 from classifiers.encoder import BASE_MODEL_NAME
 from classifiers.features import FeatureCache, load_or_build, sample_per_source
@@ -272,8 +272,15 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     if unknown:
         parser.error(f"unknown recipes {unknown}; choose from {sorted(known)}")
     recipes = [replace(known[n], finetune_steps=args.finetune_steps) for n in args.recipes]
-    if args.attach_to is not None and len(recipes) != 1:
-        parser.error("--attach-to needs exactly one recipe (the one that trained the artifacts)")
+    if args.attach_to is not None:
+        if len(recipes) != 1:
+            parser.error("--attach-to needs exactly one recipe (the one that trained them)")
+        from classifiers.lodo_attach import check_attachable
+
+        try:  # before hours of folds, not after
+            check_attachable(args.attach_to, recipes[0])
+        except ModelBuildError as exc:
+            parser.error(str(exc))
     started = time.monotonic()
     sample = sample_per_source(load_examples(args.data_dir), args.per_source)
     cache = load_or_build(sample, args.cache_dir, progress=_say)
