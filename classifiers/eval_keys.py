@@ -24,7 +24,13 @@ from classifiers.bench import measure, sample_texts
 from classifiers.manifest import read_manifest
 from classifiers.onnx import CPU, load_classifier
 
-STORED = ("lodo_mean_roc_auc", "lodo_min_roc_auc", "borderline_share", "remove_precision_min")
+STORED = (
+    "lodo_mean_roc_auc",
+    "lodo_min_roc_auc",
+    "borderline_share",
+    "remove_precision_min",
+    "remove_precision_all_min",
+)
 BATCH = 128
 
 

@@ -76,6 +76,7 @@ def lodo_block(recipe: Recipe, summary: dict[str, Any], extra: dict[str, Any]) -
         "lodo_min_cell": summary["lodo_min_cell"],
         "borderline_share": policy["borderline_share"],
         "remove_precision_min": policy["remove_precision_min"],
+        "remove_precision_all_min": policy["remove_precision_all_min"],
         "temperatures": summary.get("temperatures"),
         "matrix": summary["matrix"],
         "policy_per_source": policy["per_source"],

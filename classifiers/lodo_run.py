@@ -219,6 +219,7 @@ def train_winner(
             "lodo_min_cell": summary["lodo_min_cell"],
             "borderline_share": summary["policy"]["borderline_share"],
             "remove_precision_min": summary["policy"]["remove_precision_min"],
+            "remove_precision_all_min": summary["policy"]["remove_precision_all_min"],
             "matrix": summary["matrix"],
             "policy_per_source": summary["policy"]["per_source"],
         },

@@ -25,7 +25,11 @@ def test_stored_lodo_figures_and_a_measured_throughput(
     model_dir: Path, data_dir: Path, tmp_path: Path
 ) -> None:
     lodo = {"lodo_mean_roc_auc": 0.9, "lodo_min_roc_auc": 0.8, "lodo_min_cell": "olid:toxic"}
-    lodo |= {"borderline_share": 0.02, "remove_precision_min": 0.91}
+    lodo |= {
+        "borderline_share": 0.02,
+        "remove_precision_min": 0.91,
+        "remove_precision_all_min": 0.7,
+    }
     keys = eval_keys(with_manifest(model_dir, tmp_path, lodo=lodo), data_dir, n_texts=20)
     assert {k: keys[k] for k in STORED} == {k: lodo[k] for k in STORED}
     assert keys["int8_posts_per_s"] > 0

@@ -19,7 +19,12 @@ SUMMARY: dict[str, Any] = {
     "lodo_min_cell": "davidson:hate",
     "temperatures": {"toxic": 2.4, "hate": 3.2, "spam": 1.0},
     "matrix": {"olid": {"toxic": {"roc_auc": 0.7}}, "davidson": {"hate": {"roc_auc": 0.58}}},
-    "policy": {"borderline_share": 0.035, "remove_precision_min": 0.07, "per_source": {}},
+    "policy": {
+        "borderline_share": 0.035,
+        "remove_precision_min": 0.74,
+        "remove_precision_all_min": 0.07,
+        "per_source": {},
+    },
 }
 
 
