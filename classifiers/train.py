@@ -351,13 +351,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--thresholds-only", action="store_true", help="Re-choose thresholds of the saved model."
     )
+    parser.add_argument(
+        "--borderline-budget",
+        type=float,
+        default=TrainConfig.borderline_budget,
+        help="Most share of traffic (at the 10 %% harmful prior) left borderline: the review_at"
+        " thresholds are lowered until it is reached. Every borderline post is a frontier call.",
+    )
     args = parser.parse_args(argv)
+    if not 0.0 <= args.borderline_budget <= 1.0:
+        parser.error(f"--borderline-budget must be a share in [0, 1], not {args.borderline_budget}")
     cfg = TrainConfig(
         data_dir=args.data_dir,
         out_dir=args.out,
         finetune_steps=args.steps,
         top_layers=args.top_layers,
         seed=args.seed,
+        borderline_budget=args.borderline_budget,
     )
     say: Progress = lambda msg: print(msg, flush=True)  # noqa: E731
     if args.thresholds_only:

@@ -163,3 +163,15 @@ def test_guard_section_defaults_per_key() -> None:
 def test_invalid_guard_sections(section: object, message: str) -> None:
     with pytest.raises(PolicyError, match=message):
         parse_policy({"version": "v", "categories": _CATS, "frontier_guard": section})
+
+
+def test_the_lean_policy_only_narrows_the_default_band() -> None:
+    """lean.v4 trades frontier calls for recall: the same removals, a narrower borderline band."""
+    default = load_policy(default_policy_path())
+    lean = load_policy(default_policy_path().with_name("lean.v4.json"))
+    assert lean.version == "lean.v4"
+    assert set(lean.thresholds) == set(default.thresholds)
+    for category, limits in lean.thresholds.items():
+        assert limits.remove_at == default.thresholds[category].remove_at
+        assert default.thresholds[category].review_at <= limits.review_at <= limits.remove_at
+    assert (lean.frontier_guard, lean.languages) == (default.frontier_guard, default.languages)
