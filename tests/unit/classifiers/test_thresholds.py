@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from classifiers.data import WEAK, Example
 from classifiers.thresholds import choose_thresholds
@@ -67,3 +68,15 @@ def test_no_examples_get_no_weights() -> None:
     from classifiers.thresholds import traffic_weights
 
     assert traffic_weights([], 3, 0.1).shape == (0,)
+
+
+@pytest.mark.parametrize("budget", ["-0.1", "2", "nan"])
+def test_the_training_cli_refuses_a_budget_that_is_not_a_share(
+    budget: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from classifiers.train import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--thresholds-only", "--borderline-budget", budget])
+    assert exited.value.code == 2
+    assert "--borderline-budget must be a share in [0, 1]" in capsys.readouterr().err
