@@ -166,8 +166,8 @@ def render_policy_table(policy: dict[str, Any]) -> Any:
             pct(s["borderline_share"]),
             pct(s["removed_share"]),
             ratio(s["remove_precision"]),
-            ratio(s.get("remove_precision_all")),
-            str(s.get("removed_unjudged", "-")),
+            ratio(s["remove_precision_all"]),
+            str(s["removed_unjudged"]),
             pct(s["harmful_not_allowed"]),
             pct(s["clean_removed"]),
         )

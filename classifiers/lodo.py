@@ -35,7 +35,7 @@ from classifiers.data import Example
 from classifiers.features import FeatureCache
 from classifiers.lodo_train import Recipe, finetune_top, logits_of, train_head
 from classifiers.metrics import precision_at
-from classifiers.policy_figures import source_figures
+from classifiers.policy_figures import policy_figures, source_figures
 from classifiers.thresholds import MIN_JUDGED, TRAFFIC_HARMFUL_SHARE, choose_thresholds
 
 FloatArray = npt.NDArray[np.float64]
@@ -199,16 +199,9 @@ def out_of_source_policy(
         outside = [i for i in scored if examples[i].dataset != source]
         chosen, _ = thresholds_for([examples[i] for i in outside], probs[outside], budget)
         per_source[source] = _policy_at([examples[i] for i in inside], probs[inside], chosen)
-    precisions = [f["remove_precision"] for f in per_source.values() if f["remove_precision"]]
-    every = [f["remove_precision_all"] for f in per_source.values() if f["remove_precision_all"]]
-    shares = [f["borderline_share"] for f in per_source.values()]
-    return {
-        "per_source": per_source,
-        "borderline_share": round(float(np.mean(shares)), 4) if shares else None,
-        "borderline_share_max": round(float(np.max(shares)), 4) if shares else None,
-        "remove_precision_min": round(float(min(precisions)), 4) if precisions else None,
-        "remove_precision_all_min": round(float(min(every)), 4) if every else None,
-    }
+    figures = policy_figures(per_source)
+    figures["per_source"] = figures.pop("sources")
+    return figures
 
 
 def summarise(

@@ -44,6 +44,7 @@ from classifiers.lodo import (
     summarise,
     thresholds_for,
 )
+from classifiers.lodo_attach import attach, check_attachable, lodo_block
 from classifiers.lodo_train import Recipe, finetune_top, train_head
 
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / ".modstream" / "lodo-cache"
@@ -210,19 +211,7 @@ def train_winner(
         "thresholds": thresholds,
         "tradeoff": tradeoff,
         "calibration": {"method": "temperature", "temperatures": summary["temperatures"]},
-        "lodo": {
-            "protocol": "leave-one-dataset-out; thresholds and temperatures from out-of-source"
-            " scores",
-            "recipe": chosen.name,
-            "lodo_mean_roc_auc": summary["lodo_mean_roc_auc"],
-            "lodo_min_roc_auc": summary["lodo_min_roc_auc"],
-            "lodo_min_cell": summary["lodo_min_cell"],
-            "borderline_share": summary["policy"]["borderline_share"],
-            "remove_precision_min": summary["policy"]["remove_precision_min"],
-            "remove_precision_all_min": summary["policy"]["remove_precision_all_min"],
-            "matrix": summary["matrix"],
-            "policy_per_source": summary["policy"]["per_source"],
-        },
+        "lodo": lodo_block(chosen, summary, extra),
         "config": {"recipe": asdict(chosen), "seed": seed, "borderline_budget": budget, **extra},
         "counts": {
             f"{d}:{s}": n
@@ -276,8 +265,6 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
     if args.attach_to is not None:
         if len(recipes) != 1:
             parser.error("--attach-to needs exactly one recipe (the one that trained them)")
-        from classifiers.lodo_attach import check_attachable
-
         try:  # before hours of folds, not after
             check_attachable(args.attach_to, recipes[0])
         except ModelBuildError as exc:
@@ -295,8 +282,6 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> None:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if args.attach_to is not None:
-        from classifiers.lodo_attach import attach
-
         block = attach(args.attach_to, recipes[0], results[recipes[0].name]["summary"], extra)
         _say(
             f"attached {recipes[0].name} LODO (mean {block['lodo_mean_roc_auc']}, min"
