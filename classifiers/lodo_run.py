@@ -17,11 +17,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,9 +111,13 @@ def fold_logits(
     sources: Sequence[str],
     seed: int,
     cache_dir: Path,
-    encoder: Any,
+    encoder: Callable[[], Any] | None,
 ) -> LodoRun:
-    """Out-of-source logits of ``recipe`` for every fold in ``sources``, cached per fold."""
+    """Out-of-source logits of ``recipe`` for every fold in ``sources``, cached per fold.
+
+    ``encoder`` loads the MiniLM encoder a top-k recipe fine-tunes; it is called only for a fold
+    that is not cached, so a rerun that only summarises never loads it.
+    """
     out = LodoRun(recipe, np.full((len(cache.examples), len(LABELS)), np.nan))
     for source in sources:
         path = fold_logits_path(cache_dir, cache, recipe, seed, source)
@@ -121,13 +126,24 @@ def fold_logits(
                 part = LodoRun(recipe, saved["logits"], json.loads(str(saved["seconds"])))
             _say(f"lodo {recipe.name}: {source} read {path}")
         else:
-            part = run(cache, recipe, [source], seed, encoder, _say)
+            trained = encoder() if encoder is not None and recipe.top_layers else None
+            part = run(cache, recipe, [source], seed, trained, _say)
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(path, logits=part.logits, seconds=json.dumps(part.seconds_per_fold))
         _, test_idx = fold(cache.examples, source)
         out.logits[test_idx] = part.logits[test_idx]
         out.seconds_per_fold[source] = part.seconds_per_fold.get(source, 0.0)
     return out
+
+
+@functools.cache
+def _encoder() -> Any:
+    """The MiniLM encoder in eval mode, loaded once and only when a fold has to fine-tune it."""
+    from classifiers.model import load_encoder
+
+    encoder = load_encoder()
+    encoder.train(False)
+    return encoder
 
 
 def compare(
@@ -143,15 +159,10 @@ def compare(
     Each fold's out-of-source logits are kept in ``cache_dir`` (:func:`fold_logits_path`), so a
     rerun only summarises and folds computed by separate ``--sources`` runs combine.
     """
-    from classifiers.model import load_encoder
-
     sources = [s for s in sources_with(cache.examples, LABELS) if not only or s in only]
-    encoder = load_encoder() if any(r.top_layers for r in recipes) else None
-    if encoder is not None:
-        encoder.train(False)
     results: dict[str, Any] = {}
     for recipe in recipes:
-        lodo = fold_logits(cache, recipe, sources, seed, cache_dir, encoder)
+        lodo = fold_logits(cache, recipe, sources, seed, cache_dir, _encoder)
         summary = summarise(cache.examples, lodo, budget)
         summary["config"] = asdict(recipe)
         results[recipe.name] = {"summary": summary, "logits": lodo.logits}

@@ -9,7 +9,7 @@ import torch
 
 from classifiers.data import Example
 from classifiers.features import FeatureCache, sample_per_source
-from classifiers.lodo import MIN_POSITIVES, fold, headline_auc, matrix, sources_with
+from classifiers.lodo import MIN_POSITIVES, LodoRun, fold, headline_auc, matrix, sources_with
 from classifiers.lodo_train import Recipe, finetune_top, logits_of, train_head
 from classifiers.model import load_encoder
 
@@ -161,3 +161,30 @@ def test_folds_are_cached_one_by_one_so_separate_runs_add_up(
     assert set(combined.seconds_per_fold) == {"a", "b"}
     with pytest.raises(AssertionError, match="trained again"):
         lodo_run.fold_logits(cache, replace(recipe, head_steps=4), ["a"], 1, alone, None)
+
+
+def test_a_fine_tuning_recipe_loads_the_encoder_only_for_a_fold_it_has_to_train(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from classifiers import lodo_run
+
+    cache = replace(tiny_cache(), tag="tiny")
+    recipe = Recipe("top", head_steps=3, batch_size=8, top_layers=1)
+    frozen = lodo_run.fold_logits(cache, replace(recipe, top_layers=0), ["a"], 1, tmp_path, None)
+    saved = lodo_run.fold_logits_path(tmp_path, cache, recipe, 1, "a")
+    np.savez(saved, logits=frozen.logits, seconds='{"a": 1.0}')
+    loads: list[str] = []
+
+    def encoder() -> object:
+        loads.append("encoder")
+        return "encoder"
+
+    def fake_run(*args: object, **_kwargs: object) -> LodoRun:
+        assert args[4] == "encoder"  # the fold that trains gets the loaded encoder
+        return replace(frozen, seconds_per_fold={"b": 2.0})
+
+    monkeypatch.setattr(lodo_run, "run", fake_run)
+    lodo_run.fold_logits(cache, recipe, ["a"], 1, tmp_path, encoder)
+    assert loads == []  # every fold cached: a rerun only summarises
+    lodo_run.fold_logits(cache, recipe, ["a", "b"], 1, tmp_path, encoder)
+    assert loads == ["encoder"]
