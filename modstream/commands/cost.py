@@ -4,35 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
 from modstream.commands.context import CommandContext, pass_context
+from modstream.commands.window import parse_window
 from pipeline.config import Settings
-
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_when(value: str, *, now: datetime) -> datetime:
-    """``24h``/``7d``/``30m`` ago, ``now``, or an ISO 8601 time (naive means UTC)."""
-    text = value.strip()
-    if text == "now":
-        return now
-    match = _RELATIVE.match(text)
-    if match:
-        return now - timedelta(**{_UNITS[match[2]]: float(match[1])})
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(
-            f"{value!r} is neither a duration ago (30m, 24h, 7d) nor an ISO 8601 time"
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 async def _document(
@@ -96,10 +76,12 @@ def cost(
         raise click.UsageError("give --posts-per-day or --tokens-per-day, not both")
     if chart is not None and chart.suffix.lower() not in {".png", ".svg"}:
         raise click.BadParameter("the chart file must end in .png or .svg", param_hint="--chart")
-    now = datetime.now(UTC)
-    start, end = parse_when(since, now=now), parse_when(until, now=now)
-    if end <= start:
-        raise click.BadParameter(f"--until ({end.isoformat()}) must be after --since")
+    if chart is not None and not chart.parent.is_dir():
+        raise click.BadParameter(
+            f"{chart.parent} is not a directory; create it or write the chart elsewhere",
+            param_hint="--chart",
+        )
+    start, end = parse_window(since, until, now=datetime.now(UTC))
     try:
         doc = asyncio.run(_document(ctx.settings, start, end, posts_per_day, tokens_per_day))
     except ValueError as exc:
@@ -107,7 +89,10 @@ def cost(
     if chart is not None:
         from modstream.commands.cost_chart import draw
 
-        draw(doc, chart)
+        try:
+            draw(doc, chart)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write the chart to {chart}: {exc}") from None
     if as_json:
         click.echo(json.dumps(doc, sort_keys=True))
         return

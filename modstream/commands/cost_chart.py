@@ -32,7 +32,12 @@ def draw(doc: dict[str, Any], path: Path) -> None:
             bottom = [a + b for a, b in zip(bottom, values, strict=True)]
     over_time.set_title(f"USD per {doc['series']['bucket']}, by mode")
     over_time.set_ylabel("USD")
-    over_time.legend(loc="upper left", fontsize="small")
+    if over_time.get_legend_handles_labels()[1]:
+        over_time.legend(loc="upper left", fontsize="small")
+    else:
+        over_time.text(
+            0.5, 0.5, "no spend in this window", ha="center", transform=over_time.transAxes
+        )
     over_time.tick_params(axis="x", labelrotation=30)
     totals, counter = doc["totals"], doc["counterfactuals"]
     labels = ["hybrid", "hybrid +\nhuman", "borderline\nvia batch", "no\ncaching", "pure\nfrontier"]
@@ -47,7 +52,7 @@ def draw(doc: dict[str, Any], path: Path) -> None:
     bars.set_yscale(
         "symlog", linthresh=max(min(v for v in values if v > 0) if any(values) else 1, 1e-6)
     )
-    bars.set_title("Window cost: hybrid vs counterfactuals (USD, log)")
+    bars.set_title("Hybrid vs counterfactuals (USD, log)")
     for x, value in enumerate(values):
         bars.annotate(f"${value:,.2f}", (x, value), ha="center", va="bottom", fontsize="small")
     fig.suptitle(f"modstream cost {doc['window']['since']} → {doc['window']['until']}")

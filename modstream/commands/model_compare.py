@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from modstream.commands.context import CommandContext, pass_context
-from modstream.commands.cost import parse_when
 from modstream.commands.model import model, stderr_logs
+from modstream.commands.window import parse_window
 from pipeline.config import Settings
 
 
@@ -218,10 +218,7 @@ def compare_cmd(
     """
     if policy_path is not None and backtest_dir is None:
         raise click.UsageError("--policy applies to --backtest (a shadow's policy is recorded)")
-    now = datetime.now(UTC)
-    start, end = parse_when(since, now=now), parse_when(until, now=now)
-    if end <= start:
-        raise click.BadParameter(f"--until ({end.isoformat()}) must be after --since")
+    start, end = parse_window(since, until, now=datetime.now(UTC))
     settings = ctx.settings  # configures logging; then keep stdout for the report
     stderr_logs()
     doc = asyncio.run(
