@@ -20,7 +20,7 @@ import jsonschema
 import jsonschema_rs
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.fields import Identifier, PostText, Score, ScoreName, Timestamp
+from schemas.fields import FreeText, Identifier, PostText, Score, ScoreName, Timestamp
 from schemas.wire import WireError, loads_strict
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -76,7 +76,7 @@ class _Outbound(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-Scores = dict[str, float]
+Scores = dict[Identifier, float]
 
 
 class PostEvent(_Inbound):
@@ -125,19 +125,19 @@ class DecisionEvent(_Outbound):
     """
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    decision_id: str
-    post_id: str
+    decision_id: Identifier
+    post_id: Identifier
     verdict: Verdict
     scores: Scores
-    categories: list[str] = Field(default_factory=list)
+    categories: list[Identifier] = Field(default_factory=list)
     stage: Stage
-    model_version: str
-    policy_version: str
+    model_version: Identifier
+    policy_version: Identifier
     ingested_at: AwareDatetime
     decided_at: AwareDatetime
     cost_usd: float = 0.0
-    reason: str | None = None
-    rationale: str | None = None
+    reason: FreeText | None = None
+    rationale: FreeText | None = None
     usage: DecisionUsage | None = Field(default=None, exclude=True)
     simulated: bool = Field(default=False, exclude=True)
 
@@ -160,12 +160,12 @@ class ReviewItem(_Outbound):
     """A post waiting for a human reviewer."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    item_id: str
-    post_id: str
+    item_id: Identifier
+    post_id: Identifier
     reason: ReviewReason
-    detail: str | None = None
+    detail: FreeText | None = None
     severity: float = Field(ge=0.0, le=1.0)
-    source_decision_id: str | None = None
+    source_decision_id: Identifier | None = None
     scores: Scores = Field(default_factory=dict)
     enqueued_at: AwareDatetime
 
@@ -175,14 +175,14 @@ class DeadLetter(_Outbound):
 
     schema_version: Literal[1] = SCHEMA_VERSION
     reason_code: DeadLetterReason
-    detail: str
-    source_topic: str
+    detail: FreeText
+    source_topic: Identifier
     source_partition: int
     source_offset: int
-    key_b64: str | None = None
-    value_b64: str
+    key_b64: Identifier | None = None
+    value_b64: Identifier
     value_bytes: int | None = None
-    value_sha256: str | None = None
+    value_sha256: Identifier | None = None
     truncated: bool = False
     failed_at: AwareDatetime
 
@@ -228,6 +228,20 @@ def _fast_validator(model: type[BaseModel]) -> jsonschema_rs.Validator:
     return jsonschema_rs.validator_for(json_schema(model), validate_formats=False)
 
 
+def _compiled_accepts(model: type[BaseModel], document: Any) -> bool:
+    """The compiled validator's answer; ``False`` (ask the reference) when it cannot answer.
+
+    JSON may escape a lone surrogate (``"\\ud800"``), which Python strings hold but Rust strings
+    cannot: jsonschema-rs raises ``UnicodeEncodeError`` converting the document. Such a string is
+    the field types' business (:mod:`schemas.fields`: an id carrying one is refused, a post's text
+    gets U+FFFD), so the reference validator and the model decide it like any other document.
+    """
+    try:
+        return bool(_fast_validator(model).is_valid(document))
+    except UnicodeEncodeError:
+        return False
+
+
 def validate_document(model: type[BaseModel], document: Any) -> None:
     """Raise :class:`EventError` if ``document`` violates ``model``'s JSON Schema.
 
@@ -238,7 +252,7 @@ def validate_document(model: type[BaseModel], document: Any) -> None:
     The detail names the field and the rule it breaks, never the offending value (jsonschema's
     own messages quote it, and dead-letter details are logged).
     """
-    if _fast_validator(model).is_valid(document):
+    if _compiled_accepts(model, document):
         return
     error = jsonschema.exceptions.best_match(_validator(model).iter_errors(document))
     if error is not None:

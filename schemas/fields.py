@@ -5,6 +5,9 @@
   dead-lettered: an id that cannot be stored or logged safely cannot be decided.
 * :data:`PostText` — the post's text keeps its content, but NUL and lone surrogates (which no
   Postgres ``text`` and no UTF-8 encoder accepts) become U+FFFD, so the post is still decided.
+* :data:`FreeText` — free text written by a model or a person (a rationale, a reason, a
+  dead letter's detail): the same rule as the post's text, so a provider's or a client's lone
+  surrogate cannot make a decision unpublishable.
 * :data:`Timestamp` — an aware datetime between :data:`EARLIEST` and :data:`LATEST`, so SLA
   arithmetic (``ingested_at + 5 s``) and every store can hold it.
 * :data:`Score` — a finite float in [0, 1].
@@ -49,6 +52,7 @@ def _bounded(value: datetime) -> datetime:
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
 PostText = Annotated[str, AfterValidator(_post_text)]
+FreeText = Annotated[str, AfterValidator(_post_text)]
 Timestamp = Annotated[AwareDatetime, AfterValidator(_bounded)]
 Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 ScoreName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_identifier)]

@@ -10,23 +10,24 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from schemas.events import SCHEMA_FILES, SCHEMA_VERSION, Scores, Verdict, _Outbound
+from schemas.fields import Identifier
 
 
 class ShadowDecision(_Outbound):
     """One post scored by the shadow candidate, with the live decision it is compared with."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    shadow_id: str
-    post_id: str
-    live_model_version: str
-    live_policy_version: str
-    shadow_model_version: str
-    shadow_policy_version: str
+    shadow_id: Identifier
+    post_id: Identifier
+    live_model_version: Identifier
+    live_policy_version: Identifier
+    shadow_model_version: Identifier
+    shadow_policy_version: Identifier
     live_verdict: Verdict
-    live_categories: list[str] = Field(default_factory=list)
+    live_categories: list[Identifier] = Field(default_factory=list)
     live_scores: Scores
     shadow_verdict: Verdict
-    shadow_categories: list[str] = Field(default_factory=list)
+    shadow_categories: list[Identifier] = Field(default_factory=list)
     shadow_scores: Scores
     ingested_at: AwareDatetime
     decided_at: AwareDatetime

@@ -118,9 +118,12 @@ async def decide(request: web.Request) -> web.Response:
     if (
         not isinstance(categories, list)
         or len(categories) > MAX_CATEGORIES
-        or not all(isinstance(c, str) and 0 < len(c) <= 64 for c in categories)
+        or not all(isinstance(c, str) and 0 < len(c) <= 64 and c.isprintable() for c in categories)
     ):
-        raise InvalidInputError(f"categories must be a list of at most {MAX_CATEGORIES} names")
+        raise InvalidInputError(
+            f"categories must be a list of at most {MAX_CATEGORIES} names of 1-64 printable"
+            " characters"
+        )
     decided = await ctx.queue.decide(
         session.username,
         request.match_info["item_id"],

@@ -180,6 +180,29 @@ async def test_decision_is_final_reaches_history_topic_and_labels(
     assert label["decided_at"]
 
 
+@pytest.mark.parametrize("category", ["hate\n", "spam\x01", "\u200bx\u2028"])
+async def test_a_category_with_a_control_character_is_a_400_and_the_item_stays_open(
+    review_env: ReviewEnv, category: str
+) -> None:
+    # Such a name cannot be an id in a decision event; refusing it is the API's job, not a 500.
+    [item] = await seed_items(review_env.store, new_prefix(), 1, severity=0.5)
+    async with await logged_in(review_env, review_env.reviewer) as client:
+        status, _ = await client.call("POST", f"/api/items/{item.item_id}/claim")
+        assert status == 200
+        status, body = await client.call(
+            "POST",
+            f"/api/items/{item.item_id}/decide",
+            {"verdict": "remove", "categories": [category]},
+        )
+        assert status == 400 and "printable" in body["error"]
+        status, body = await client.call(
+            "POST",
+            f"/api/items/{item.item_id}/decide",
+            {"verdict": "remove", "categories": ["hate"]},
+        )
+        assert status == 200, body
+
+
 async def test_an_interrupted_delivery_is_resent_by_the_outbox(review_env: ReviewEnv) -> None:
     prefix = new_prefix()
     [item] = await seed_items(review_env.store, prefix, 1)

@@ -7,6 +7,8 @@ from typing import Any
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.core.frontier_answer import (
     InvalidAnswerError,
@@ -14,7 +16,8 @@ from pipeline.core.frontier_answer import (
     parse_answer,
     tool_schema,
 )
-from schemas import BorderlineRequest, Stage, Verdict
+from schemas import BorderlineRequest, DecisionEvent, Stage, Verdict, encode
+from schemas.events import decode
 
 GOOD: dict[str, Any] = {
     "verdict": "remove",
@@ -113,3 +116,34 @@ def test_guard_codes_mark_the_decision_provisional_in_its_reason() -> None:
     assert plain.reason == "confidence=0.80"
     assert guarded.reason == "confidence=0.80; guard:allow_near_remove"
     assert guarded.decision_id == plain.decision_id and guarded.verdict is Verdict.ALLOW
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rationale=st.text(
+        alphabet=st.characters(categories=["Cs", "Cc", "L", "Zs", "So"]), min_size=1, max_size=60
+    )
+)
+def test_any_rationale_a_provider_returns_gives_a_publishable_decision(rationale: str) -> None:
+    # A lone surrogate or a NUL from the provider must not make the decision unpublishable
+    # (encode) or unstorable (Postgres text): it becomes U+FFFD, like a post's text.
+    try:
+        answer = parse_answer({**GOOD, "rationale": rationale}, max_rationale_chars=100)
+    except InvalidAnswerError:
+        return
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    request = BorderlineRequest(
+        post_id="p",
+        author_id="a",
+        text="t",
+        scores={"toxic": 0.6},
+        model_version="clf",
+        policy_version="pol",
+        ingested_at=now,
+        deadline_at=now + timedelta(seconds=5),
+    )
+    decision = frontier_decision(request, answer, model="m", decided_at=now, cost_usd=0.0)
+    wire = encode(decision)
+    wire.decode("utf-8")
+    assert decode(DecisionEvent, wire) == decision
+    assert "\x00" not in (decision.rationale or "")

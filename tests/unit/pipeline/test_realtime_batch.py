@@ -133,3 +133,20 @@ def test_commit_offsets_are_one_past_the_last_message_per_partition() -> None:
         TopicPartition("posts.ingest", 1): 5,
         TopicPartition("posts.ingest", 2): 10,
     }
+
+
+def test_an_escaped_lone_surrogate_in_an_id_dead_letters_that_post_alone() -> None:
+    # Valid UTF-8 and valid JSON; the compiled schema validator cannot take the string and
+    # used to raise UnicodeEncodeError, which failed the whole batch and stopped the stage.
+    poisoned = json.dumps(post("p-\ud800", "hi"), ensure_ascii=True).encode()
+    messages = [
+        message(0, post("p-1", "nice day")),
+        message(1, poisoned),
+        message(2, post("p-2", "ok")),
+    ]
+    valid, letters = decode_batch(messages, max_bytes=65_536)
+    assert [p.post_id for _, p in valid] == ["p-1", "p-2"]
+    assert [(letter.source_offset, letter.reason_code.value) for letter in letters] == [
+        (1, "schema_violation")
+    ]
+    assert "post_id" in letters[0].detail

@@ -17,7 +17,14 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from schemas import EventError, Verdict, encode
-from schemas.events import SCHEMA_FILES, _fast_validator, _validator, json_schema, validate_document
+from schemas.events import (
+    SCHEMA_FILES,
+    _compiled_accepts,
+    _fast_validator,
+    _validator,
+    json_schema,
+    validate_document,
+)
 from schemas.shadow import ShadowDecision
 from tests.fixtures.hostile import CANARY, nasty_text
 from tests.unit.schemas.test_events import examples
@@ -97,7 +104,7 @@ def test_what_the_compiled_validator_accepts_the_reference_accepts(
 ) -> None:
     model, document = case
     reference_errors = list(_validator(model).iter_errors(document))
-    if _fast_validator(model).is_valid(document):
+    if _compiled_accepts(model, document):
         assert reference_errors == [], f"compiled validator accepted: {reference_errors[0]}"
     if reference_errors:
         with pytest.raises(EventError):
