@@ -16,7 +16,6 @@ With ``anthropic_base_url`` set the same code talks to the simulator; unset, to 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,13 +32,19 @@ from pipeline.frontier.config import ClientConfig
 from pipeline.frontier.errors import FrontierError
 from pipeline.frontier.prompt import PromptDesign, analysis_turn, many_user_turn, user_turn
 from pipeline.frontier.provenance import ProviderWitness
-from pipeline.frontier.replies import ClassifiedMany, answer_of, answers_of, usage_of
+from pipeline.frontier.replies import (
+    CUSTOM_ID,
+    ClassifiedMany,
+    answer_of,
+    answers_of,
+    batch_custom_id,
+    batch_error_detail,
+    usage_of,
+)
 from pipeline.log import get_logger
 
 UsageSink = Callable[[CallMode, TokenUsage, float], None]
 """Called after every call that reported usage: (mode, tokens, USD). Feeds metrics."""
-
-_CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 log = get_logger(__name__)
 
@@ -292,7 +297,7 @@ class FrontierClient:
             raise ValueError("submit_batch needs at least one (custom_id, text) pair")
         seen: set[str] = set()
         for custom_id, _ in items:
-            if not _CUSTOM_ID.match(custom_id) or custom_id in seen:
+            if not CUSTOM_ID.match(custom_id) or custom_id in seen:
                 raise ValueError(f"custom_id {custom_id[:70]!r}: need unique [A-Za-z0-9_-]{{1,64}}")
             seen.add(custom_id)
         requests: list[BatchRequest] = [
@@ -356,26 +361,22 @@ class FrontierClient:
         try:
             decoder = await self._sdk.messages.batches.results(batch_id)
             async for line in decoder:
-                result = line.result
-                if result.type != "succeeded":
-                    detail = result.error.error.type if result.type == "errored" else result.type
-                    yield BatchItem(
-                        line.custom_id,
-                        None,
-                        ProviderErrorKind.SERVER_ERROR,
-                        detail,
-                        TokenUsage(),
-                        0.0,
-                    )
+                if (custom_id := batch_custom_id(line)) is None:
+                    continue  # not a line any request of ours can have produced
+                result = getattr(line, "result", None)  # the SDK does not validate lines
+                if getattr(result, "type", None) != "succeeded":
+                    kind, detail = ProviderErrorKind.SERVER_ERROR, batch_error_detail(result)
+                    yield BatchItem(custom_id, None, kind, detail, TokenUsage(), 0.0)
                     continue
-                usage = usage_of(result.message)
+                message = getattr(result, "message", None)
+                usage = usage_of(message)
                 usd = self._account(CallMode.BATCH, usage)
                 try:
-                    answer = answer_of(result.message, max_rationale_chars=limit)
+                    answer = answer_of(message, max_rationale_chars=limit)
                 except FrontierError as exc:
-                    yield BatchItem(line.custom_id, None, exc.kind, exc.detail, usage, usd)
+                    yield BatchItem(custom_id, None, exc.kind, exc.detail, usage, usd)
                     continue
-                yield BatchItem(line.custom_id, answer, None, None, usage, usd)
+                yield BatchItem(custom_id, answer, None, None, usage, usd)
         except anthropic.APIError as exc:
             raise provider_error(exc) from None
 

@@ -5,9 +5,10 @@ the verdicts in a ``record_verdict`` or ``record_verdicts`` tool call. Used by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pipeline.core.cost import TokenUsage
 from pipeline.core.frontier_answer import (
@@ -23,16 +24,8 @@ from pipeline.log import get_logger
 
 log = get_logger(__name__)
 
-
-class Message(Protocol):
-    """The parts of the SDK's ``Message`` read here (this module does not import the SDK)."""
-
-    @property
-    def stop_reason(self) -> str | None: ...
-    @property
-    def content(self) -> Sequence[Any]: ...
-    @property
-    def usage(self) -> Any: ...
+CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""What the Message Batches API accepts as a request's ``custom_id``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,34 +38,62 @@ class ClassifiedMany:
     request_id: str | None
 
 
-def usage_of(message: Message) -> TokenUsage:
-    u = message.usage
-    return TokenUsage(
-        input_tokens=u.input_tokens or 0,
-        output_tokens=u.output_tokens or 0,
-        cache_creation_input_tokens=u.cache_creation_input_tokens or 0,
-        cache_read_input_tokens=u.cache_read_input_tokens or 0,
-        cache_creation_1h_input_tokens=(
-            u.cache_creation.ephemeral_1h_input_tokens if u.cache_creation is not None else 0
-        ),
-    )
+MAX_TOKENS_PER_CALL = 100_000_000
+"""More tokens than any model's context holds: a count above it is not a count."""
 
 
-def _tool_input(message: Message, tool: str) -> object:
+def _count(value: object) -> int | None:
+    """``value`` as a token count, or ``None`` when it is not one (the SDK does not validate)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= MAX_TOKENS_PER_CALL else None
+
+
+def usage_of(message: object) -> TokenUsage:
+    """The reply's token usage; a field that is not a token count is read as 0 and logged.
+
+    The SDK builds response objects without validating them, so a reply can carry a string, a
+    negative or a float where a count belongs. Such a count must not stop the stage (it would
+    fail the cost arithmetic) nor enter the cost ledger; the verdict is validated on its own.
+    """
+    u = getattr(message, "usage", None)
+    cache = getattr(u, "cache_creation", None)
+    raw = {
+        "input_tokens": getattr(u, "input_tokens", None),
+        "output_tokens": getattr(u, "output_tokens", None),
+        "cache_creation_input_tokens": getattr(u, "cache_creation_input_tokens", None),
+        "cache_read_input_tokens": getattr(u, "cache_read_input_tokens", None),
+        "cache_creation_1h_input_tokens": getattr(cache, "ephemeral_1h_input_tokens", None),
+    }
+    counts = {name: _count(value) for name, value in raw.items()}
+    invalid = sorted(name for name, count in counts.items() if count is None)
+    if invalid:
+        log.warning("frontier.usage_invalid", fields=invalid)
+    return TokenUsage(**{name: count or 0 for name, count in counts.items()})
+
+
+def _tool_input(message: object, tool: str) -> object:
     """The input of ``message``'s first call of ``tool``, or :class:`FrontierError`."""
-    if message.stop_reason == "refusal":
+    stop_reason = getattr(message, "stop_reason", None)
+    if stop_reason == "refusal":
         raise FrontierError(ProviderErrorKind.REFUSAL, "stop_reason refusal")
-    tool_calls = [b for b in message.content if b.type == "tool_use" and b.name == tool]
+    content = getattr(message, "content", None)
+    if not isinstance(content, list):  # the SDK does not validate replies
+        raise FrontierError(ProviderErrorKind.INVALID_OUTPUT, "reply has no content list")
+    kinds = [(getattr(b, "type", None), getattr(b, "name", None)) for b in content]
+    tool_calls = [b for b, kind in zip(content, kinds, strict=True) if kind == ("tool_use", tool)]
     if not tool_calls:
-        if any(b.type == "text" for b in message.content):
+        if any(kind == "text" for kind, _ in kinds):
             raise FrontierError(ProviderErrorKind.REFUSAL, "answered in prose, not the tool")
         raise FrontierError(ProviderErrorKind.INVALID_OUTPUT, f"no {tool} call")
-    if message.stop_reason == "max_tokens":
+    if stop_reason == "max_tokens":
         raise FrontierError(ProviderErrorKind.INVALID_OUTPUT, "output truncated at max_tokens")
     return getattr(tool_calls[0], "input", None)
 
 
-def answer_of(message: Message, *, max_rationale_chars: int) -> FrontierAnswer:
+def answer_of(message: object, *, max_rationale_chars: int) -> FrontierAnswer:
     """The valid verdict in ``message``, or :class:`FrontierError` (refusal / invalid output)."""
     tool_input = _tool_input(message, TOOL_NAME)
     try:
@@ -82,7 +103,7 @@ def answer_of(message: Message, *, max_rationale_chars: int) -> FrontierAnswer:
 
 
 def answers_of(
-    message: Message, ids: Sequence[str], *, max_rationale_chars: int
+    message: object, ids: Sequence[str], *, max_rationale_chars: int
 ) -> dict[str, FrontierAnswer | FrontierError]:
     """Per post id, the valid verdict in a ``record_verdicts`` message or why there is none.
 
@@ -98,3 +119,21 @@ def answers_of(
         else a
         for i, a in parsed.answers.items()
     }
+
+
+def batch_custom_id(line: Any) -> str | None:
+    """A Message Batches result line's ``custom_id``, or ``None`` for one no request can have
+    had (the API requires ``[A-Za-z0-9_-]{1,64}``): such a line is not ours and is skipped."""
+    custom_id = getattr(line, "custom_id", None)
+    if isinstance(custom_id, str) and CUSTOM_ID.match(custom_id):
+        return custom_id
+    log.warning("frontier.batch_line_skipped", why="custom_id is not one a request can have")
+    return None
+
+
+def batch_error_detail(result: Any) -> str:
+    """Why a result that did not succeed failed: the API's error type, else the result type."""
+    kind = getattr(result, "type", None)
+    error_type = getattr(getattr(getattr(result, "error", None), "error", None), "type", None)
+    detail = error_type if kind == "errored" and isinstance(error_type, str) else kind
+    return str(detail)[:80] if isinstance(detail, str) else "malformed result"
