@@ -24,7 +24,10 @@ class FrontierSettings(BaseModel):
         "Unset means the real Anthropic API.",
     )
     anthropic_model: str = Field(
-        default="claude-haiku-4-5", description="Model for borderline posts (all three modes)."
+        default="claude-haiku-4-5",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$",
+        description="Model for borderline posts (all three modes); it is every frontier"
+        " decision's model version, so letters, digits and . _ : @ / - only.",
     )
     anthropic_max_tokens: int = Field(
         default=512, ge=64, description="max_tokens of a real-time verdict call."

@@ -21,6 +21,8 @@ from pipeline.modelstore import load_model, load_model_and_policy
         ("MODSTREAM_POSTGRES_DSN", "mysql://user:pw@127.0.0.1/db"),
         ("MODSTREAM_PARTITIONS_POSTS", "0"),
         ("MODSTREAM_LOG_LEVEL", "loud"),
+        ("MODSTREAM_ANTHROPIC_MODEL", "claude-haiku-4-5\n"),  # it is every decision's version
+        ("MODSTREAM_ANTHROPIC_MODEL", ""),
     ],
 )
 def test_error_names_the_bad_variable(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ from pipeline.core.policy import (
     load_policy,
     parse_policy,
 )
-from schemas.events import Verdict
+from schemas import DecisionEvent, Stage, encode
+from schemas.events import Verdict, decode
 
 POLICY = Policy(
     version="test.v1",
@@ -108,6 +110,10 @@ def test_default_policy_loads() -> None:
             {"version": "v", "categories": {"x": {"remove_at": True, "review_at": 0.1}}},
             "remove_at must be",
         ),
+        ({"version": "v4\n", "categories": {"x": {"remove_at": 1, "review_at": 0}}}, "version"),
+        ({"version": "v" * 65, "categories": {"x": {"remove_at": 1, "review_at": 0}}}, "version"),
+        ({"version": "v", "categories": {"ha\x00te": {"remove_at": 1, "review_at": 0}}}, "names"),
+        ({"version": "v", "categories": {"\ud800": {"remove_at": 1, "review_at": 0}}}, "names"),
     ],
 )
 def test_invalid_documents(document: object, message: str) -> None:
@@ -175,3 +181,27 @@ def test_the_lean_policy_only_narrows_the_default_band() -> None:
         assert limits.remove_at == default.thresholds[category].remove_at
         assert default.thresholds[category].review_at <= limits.review_at <= limits.remove_at
     assert (lean.frontier_guard, lean.languages) == (default.frontier_guard, default.languages)
+
+
+@given(version=st.text(max_size=70), category=st.text(max_size=70))
+def test_every_policy_that_loads_names_what_a_decision_can_carry(
+    version: str, category: str
+) -> None:
+    document = {"version": version, "categories": {category: {"remove_at": 0.9, "review_at": 0.5}}}
+    try:
+        policy = parse_policy(document)
+    except PolicyError:
+        return
+    decision = DecisionEvent(
+        decision_id="d" * 32,
+        post_id="p",
+        verdict=Verdict.REMOVE,
+        scores=dict.fromkeys(policy.thresholds, 0.95),
+        categories=list(policy.thresholds),
+        stage=Stage.REALTIME,
+        model_version="m",
+        policy_version=policy.version,
+        ingested_at=datetime(2026, 12, 3, tzinfo=UTC),
+        decided_at=datetime(2026, 12, 3, tzinfo=UTC),
+    )
+    assert decode(DecisionEvent, encode(decision)) == decision
