@@ -34,13 +34,15 @@ ENGINES = ["aiokafka", "faust"]
 
 # Fixed attacks on the wire, beside the generated ones: the broker's own size limit (the
 # record is ~1 MB: it reaches the stage and must still be dead-lettered), a post just over the
-# stage's limit, nesting that would blow the decoder's recursion, invalid UTF-8, NaN.
+# stage's limit, nesting that would blow the decoder's recursion, invalid UTF-8, NaN, and a
+# JSON-escaped lone surrogate in the id (valid UTF-8 and JSON; it once failed the whole batch).
 WIRE_ATTACKS: list[bytes] = [
     b'{"text": "' + CANARY.encode() * 129_000 + b'"}',
     json.dumps(post_document("oversize", CANARY * 8200)).encode(),
     b"[" * 200_000 + b"]" * 200_000,
     b'{"post_id": "x", "text": "\xff' + CANARY.encode() + b'"}',
     b'{"schema_version": NaN, "text": "' + CANARY.encode() + b'"}',
+    json.dumps(post_document("p-\ud800", CANARY), ensure_ascii=True).encode(),
 ]
 
 
