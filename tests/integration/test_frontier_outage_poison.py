@@ -55,6 +55,7 @@ def _hostile(run: str) -> list[tuple[bytes, DeadLetterReason]]:
         (_tampered(run, 906).replace(b"{", b'{"post_id": "dup",', 1), R.SCHEMA_VIOLATION),
         (b"{not json canary", R.INVALID_JSON),
         (_tampered(run, 907, scores=many_scores), R.UNPUBLISHABLE),
+        (_tampered(run, 908, post_id="p-\ud800"), R.SCHEMA_VIOLATION),  # JSON-escaped surrogate
     ]
 
 
