@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pipeline.review.errors import InvalidInputError
+from pipeline.review.inputs import is_clean
 
 MAX_CURSOR = 512
 _BAD = "after must be the next-page cursor of an earlier page of this view"
@@ -65,6 +66,6 @@ def decode_cursor(token: str) -> Cursor:
     if not isinstance(value, list) or len(value) != 2:
         raise InvalidInputError(_BAD)
     key, item_id = value
-    if not isinstance(item_id, str) or not 0 < len(item_id) <= 64:
-        raise InvalidInputError(_BAD)
+    if not isinstance(item_id, str) or not 0 < len(item_id) <= 64 or not is_clean(item_id):
+        raise InvalidInputError(_BAD)  # a NUL or "\ud800" inside the base64 is no id of ours
     return Cursor(_key(key), item_id)

@@ -6,6 +6,7 @@ Each test seeds items under its own post-id prefix and narrows its views and cla
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -173,6 +174,17 @@ async def test_keyset_pages_return_every_item_once_while_items_are_claimed(
         status, html = await pager.call("GET", "/", params={"post": prefix, "limit": "7"})
         assert status == 200 and 'rel="next"' in html
     assert sorted(seen) == sorted(i.item_id for i in items), "every item exactly once"
+
+
+@pytest.mark.parametrize("item_id", ["\ud800", "a\x00b"])
+async def test_a_cursor_hiding_an_id_postgres_cannot_hold_is_a_400(
+    review_env: ReviewEnv, item_id: str
+) -> None:
+    token = base64.urlsafe_b64encode(json.dumps([1.0, item_id]).encode()).decode()
+    async with await logged_in(review_env, review_env.reviewer) as client:
+        for path in ("/api/queue", "/"):
+            status, body = await client.call("GET", path, params={"after": token})
+            assert status == 400, (path, body)
 
 
 async def test_the_all_and_decided_views_page_through_decided_items(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +14,11 @@ from pipeline.review.cursor import Cursor, decode_cursor, encode_cursor
 from pipeline.review.errors import InvalidInputError
 from pipeline.review.filters import State, parse_filter
 
-_IDS = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=64)
+_IDS = st.text(
+    st.characters(codec="utf-8", exclude_categories=["Cs"], exclude_characters="\x00"),
+    min_size=1,
+    max_size=64,
+)
 
 
 @given(st.floats(allow_nan=False, allow_infinity=False), _IDS)
@@ -43,6 +48,14 @@ def test_anything_else_is_refused_with_a_message(token: str) -> None:
 )
 def test_non_finite_naive_or_empty_keys_are_refused(payload: bytes) -> None:
     with pytest.raises(InvalidInputError):
+        decode_cursor(base64.urlsafe_b64encode(payload).decode())
+
+
+@pytest.mark.parametrize("item_id", ["\ud800", "a\x00b", "\udfffx"])
+def test_an_item_id_postgres_cannot_hold_is_refused(item_id: str) -> None:
+    # Hidden in the base64, so the request middleware cannot see it; it would reach a query.
+    payload = json.dumps([1.0, item_id]).encode()
+    with pytest.raises(InvalidInputError, match="after must be"):
         decode_cursor(base64.urlsafe_b64encode(payload).decode())
 
 
