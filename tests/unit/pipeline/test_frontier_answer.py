@@ -27,6 +27,21 @@ GOOD: dict[str, Any] = {
 }
 
 
+def _request(
+    now: datetime, scores: dict[str, float], *, model_version: str, policy_version: str
+) -> BorderlineRequest:
+    return BorderlineRequest(
+        post_id="p",
+        author_id="a",
+        text="t",
+        scores=scores,
+        model_version=model_version,
+        policy_version=policy_version,
+        ingested_at=now,
+        deadline_at=now + timedelta(seconds=5),
+    )
+
+
 def test_valid_answer() -> None:
     answer = parse_answer(GOOD, max_rationale_chars=100)
     assert answer.verdict is Verdict.REMOVE
@@ -68,16 +83,7 @@ def test_missing_field() -> None:
 
 def test_frontier_decision() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    request = BorderlineRequest(
-        post_id="p",
-        author_id="a",
-        text="t",
-        scores={"toxicity": 0.5},
-        model_version="clf",
-        policy_version="pol",
-        ingested_at=now,
-        deadline_at=now + timedelta(seconds=5),
-    )
+    request = _request(now, {"toxicity": 0.5}, model_version="clf", policy_version="pol")
     decision = frontier_decision(
         request,
         parse_answer(GOOD, max_rationale_chars=100),
@@ -94,16 +100,7 @@ def test_frontier_decision() -> None:
 def test_guard_codes_mark_the_decision_provisional_in_its_reason() -> None:
     answer = parse_answer({**GOOD, "verdict": "allow", "categories": []}, max_rationale_chars=100)
     now = datetime.now(UTC)
-    request = BorderlineRequest(
-        post_id="p",
-        author_id="a",
-        text="t",
-        scores={"toxic": 0.95},
-        model_version="m",
-        policy_version="v",
-        ingested_at=now,
-        deadline_at=now + timedelta(seconds=5),
-    )
+    request = _request(now, {"toxic": 0.95}, model_version="m", policy_version="v")
     plain = frontier_decision(request, answer, model="claude", decided_at=now, cost_usd=0.0)
     guarded = frontier_decision(
         request,
@@ -132,16 +129,7 @@ def test_any_rationale_a_provider_returns_gives_a_publishable_decision(rationale
     except InvalidAnswerError:
         return
     now = datetime(2026, 1, 1, tzinfo=UTC)
-    request = BorderlineRequest(
-        post_id="p",
-        author_id="a",
-        text="t",
-        scores={"toxic": 0.6},
-        model_version="clf",
-        policy_version="pol",
-        ingested_at=now,
-        deadline_at=now + timedelta(seconds=5),
-    )
+    request = _request(now, {"toxic": 0.6}, model_version="clf", policy_version="pol")
     decision = frontier_decision(request, answer, model="m", decided_at=now, cost_usd=0.0)
     wire = encode(decision)
     wire.decode("utf-8")
