@@ -19,12 +19,12 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from modstream.commands.context import CommandContext, pass_context
-from modstream.commands.replay import _when
+from modstream.commands.window import parse_option
 
 
 def _window(since: str | None, until: str | None, hours: float) -> tuple[datetime, datetime]:
-    end = _when(until, "--until") or datetime.now(UTC)
-    start = _when(since, "--since") or end - timedelta(hours=hours)
+    end = parse_option(until, "--until") or datetime.now(UTC)
+    start = parse_option(since, "--since") or end - timedelta(hours=hours)
     if start >= end:
         raise click.UsageError("--since must be before --until")
     return start, end

@@ -9,29 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 
 import click
 
 from modstream.commands.context import CommandContext, pass_context
+from modstream.commands.window import parse_option
 from replay.selection import parse_shard
 
 
-def _when(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.UsageError(
-            f"{name} must be an ISO 8601 time such as 2024-05-01T00:00:00Z, got {value!r}"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
 @click.command("replay")
-@click.option("--since", help="Posts ingested at or after this time (ISO 8601; UTC if no zone).")
-@click.option("--until", help="Posts ingested before this time (ISO 8601).")
+@click.option(
+    "--since",
+    help="Posts ingested at or after this time: ISO 8601 (UTC if no zone), or 24h or 7d ago.",
+)
+@click.option("--until", help="Posts ingested before this time: ISO 8601, now, or 1h ago.")
 @click.option(
     "--since-last-run",
     is_flag=True,
@@ -87,7 +78,7 @@ def replay_cmd(
     from replay.report import render_text
     from replay.request import ReplayRequest
 
-    start, end = _when(since, "--since"), _when(until, "--until")
+    start, end = parse_option(since, "--since"), parse_option(until, "--until")
     if start is not None and end is not None and start >= end:
         raise click.UsageError("--since must be before --until")
     if since_last_run and start is not None:

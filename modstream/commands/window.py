@@ -38,7 +38,11 @@ def parse_when(value: str, *, now: datetime) -> datetime:
                 f"{value!r} is neither a duration ago (30m, 24h, 7d) nor an ISO 8601 time"
             ) from None
         when = parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-    if not EARLIEST <= when < LATEST:
+    try:
+        inside = EARLIEST <= when < LATEST
+    except OverflowError:  # an offset that pushes the instant past datetime's range
+        inside = False
+    if not inside:
         raise click.BadParameter(
             f"{value!r} is outside {EARLIEST.date()} .. {LATEST.date()}; give a time in that range"
         )
@@ -51,3 +55,14 @@ def parse_window(since: str, until: str, *, now: datetime) -> tuple[datetime, da
     if end <= start:
         raise click.BadParameter(f"--until ({end.isoformat()}) must be after --since")
     return start, end
+
+
+def parse_option(value: str | None, name: str) -> datetime | None:
+    """An optional ``--since``/``--until`` (``None`` when not given) for commands that default it
+    themselves; an unusable time is a :class:`click.UsageError` that names the option."""
+    if value is None:
+        return None
+    try:
+        return parse_when(value, now=datetime.now(UTC))
+    except click.BadParameter as exc:
+        raise click.UsageError(f"{name}: {exc.message}") from None

@@ -3,7 +3,7 @@ gives a window the store can widen to whole hours, or a clear usage error."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import click
@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modstream.commands.cost import cost
+from modstream.commands.replay import replay_cmd
 from modstream.commands.window import EARLIEST, LATEST, parse_when, parse_window
 from pipeline.store.cost import hour_window
 
@@ -61,6 +62,14 @@ _WHEN = st.one_of(
     st.from_regex(r"\A[0-9]{1,12}(\.[0-9]{1,4})?[mhd]\Z"),
     st.datetimes(timezones=st.just(UTC)).map(datetime.isoformat),
     st.datetimes().map(datetime.isoformat),
+    st.builds(
+        lambda moment, offset: moment.replace(tzinfo=timezone(offset)).isoformat(),
+        st.datetimes(),
+        st.timedeltas(
+            min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23, minutes=59)
+        ),
+    ),
+    st.sampled_from(["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"]),
 )
 
 
@@ -86,3 +95,24 @@ def test_a_chart_in_a_missing_directory_is_refused_before_anything_is_read(
     assert result.exit_code == 2
     assert "is not a directory" in result.output
     assert not chart.parent.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (
+            ["--since", "0001-01-01T00:00:00+01:00"],
+            "--since: '0001-01-01T00:00:00+01:00' is outside",
+        ),
+        (
+            ["--until", "9999-12-31T23:59:59-01:00"],
+            "--until: '9999-12-31T23:59:59-01:00' is outside",
+        ),
+        (["--since", "yesterday"], "--since: 'yesterday' is neither"),
+    ],
+)
+def test_replay_refuses_an_unusable_time_as_a_usage_error(args: list[str], says: str) -> None:
+    # It used to reach Postgres, fail there and advise running the same command again.
+    result = CliRunner().invoke(replay_cmd, [*args, "--dry-run"], obj=None)
+    assert result.exit_code == 2, result.output
+    assert says in result.output
