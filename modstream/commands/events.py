@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 from aiokafka import AIOKafkaConsumer
@@ -29,6 +29,17 @@ class ProduceReport:
     invalid: list[tuple[int, str]] = field(default_factory=list)
 
 
+def _stamped(document: dict[str, Any]) -> bytes:
+    """``document`` as JSON bytes for :func:`decode`. Invalid UTF-8 of the file (read with
+    ``surrogateescape``) comes back as the same bytes, so it is refused as on the topic; a lone
+    surrogate from a ``\\ud800`` escape stays escaped, so it is judged as on the topic too,
+    instead of failing the encoder."""
+    try:
+        return json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return json.dumps(document).encode("ascii")
+
+
 def read_posts(
     lines: Iterator[str], *, max_bytes: int, stamp: bool
 ) -> Iterator[tuple[int, PostEvent | EventError]]:
@@ -44,12 +55,12 @@ def read_posts(
         if stamp:
             try:
                 document = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):  # decode() below says what is wrong
                 document = None
             if isinstance(document, dict):
                 document.setdefault("schema_version", SCHEMA_VERSION)
                 document.setdefault("ingested_at", datetime.now(UTC).isoformat())
-                raw = json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogateescape")
+                raw = _stamped(document)
         try:
             yield number, decode(PostEvent, raw, max_bytes=max_bytes)
         except EventError as exc:
