@@ -27,6 +27,7 @@ from typing import Any
 from classifiers.base import LABELS
 from classifiers.data import DEFAULT_DATA_DIR, DataError, Example, load_examples
 from classifiers.text import normalize
+from schemas.fields import storable_text
 
 PROVENANCE_WEIGHT: dict[str, float] = {"human": 3.0, "frontier": 2.0, "dataset": 1.0}
 _RANK = {"human": 2, "frontier": 1}
@@ -50,12 +51,18 @@ class TeacherLabel:
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> TeacherLabel:
+        categories = document.get("categories") or []
+        if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
+            raise DataError(
+                f"teacher label for {str(document.get('post_id'))[:80]!r}: categories must be a"
+                " list of names: re-export with export-labels"
+            )
         try:
             label = cls(
                 post_id=str(document["post_id"]),
-                text=str(document["text"]),
+                text=storable_text(str(document["text"])),  # a file may escape "\\ud800"
                 verdict=str(document["verdict"]),
-                categories=tuple(str(c) for c in document.get("categories") or ()),
+                categories=tuple(categories),
                 provenance=str(document["provenance"]),
                 decided_at=str(document["decided_at"]),
                 simulated=bool(document.get("simulated", False)),
@@ -95,13 +102,15 @@ def read_labels(path: Path) -> Iterator[TeacherLabel]:
         raise DataError(
             f"labels file not found: {path} (write it with modstream model export-labels)"
         )
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             try:
-                document = json.loads(line)
-            except ValueError:
+                document = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise DataError(f"{path}:{number}: not UTF-8") from None
+            except (ValueError, RecursionError):
                 raise DataError(f"{path}:{number}: not JSON") from None
             if not isinstance(document, dict):
                 raise DataError(f"{path}:{number}: not a JSON object")

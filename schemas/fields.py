@@ -36,7 +36,8 @@ def _identifier(value: str) -> str:
     return value
 
 
-def _post_text(value: str) -> str:
+def storable_text(value: str) -> str:
+    """``value`` with NUL and lone surrogates replaced by U+FFFD (the :data:`PostText` rule)."""
     return _NOT_IN_TEXT.sub("\ufffd", value)
 
 
@@ -51,8 +52,8 @@ def _bounded(value: datetime) -> datetime:
 
 
 Identifier = Annotated[str, AfterValidator(_identifier)]
-PostText = Annotated[str, AfterValidator(_post_text)]
-FreeText = Annotated[str, AfterValidator(_post_text)]
+PostText = Annotated[str, AfterValidator(storable_text)]
+FreeText = Annotated[str, AfterValidator(storable_text)]
 Timestamp = Annotated[AwareDatetime, AfterValidator(_bounded)]
 Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 ScoreName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_identifier)]

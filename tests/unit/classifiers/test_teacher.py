@@ -99,6 +99,31 @@ def test_bad_lines_are_clear_errors(tmp_path: Path) -> None:
         list(read_labels(tmp_path / "missing.jsonl"))
 
 
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        (b'{"post_id": "p", "text": "\xff"}\n', "2: not UTF-8"),
+        (b"[" * 50_000 + b"]" * 50_000 + b"\n", "2: not JSON"),  # deeper than Python recurses
+        (json.dumps(label("p", categories="hate")).encode() + b"\n", "categories must be a list"),
+        (json.dumps(label("p", categories=[1])).encode() + b"\n", "categories must be a list"),
+    ],
+)
+def test_a_hostile_line_is_a_clear_error_with_its_number(
+    tmp_path: Path, line: bytes, says: str
+) -> None:
+    path = tmp_path / "labels.jsonl"
+    path.write_bytes(json.dumps(label("ok")).encode() + b"\n" + line)
+    with pytest.raises(DataError, match=says):
+        list(read_labels(path))
+
+
+def test_an_escaped_lone_surrogate_in_a_text_becomes_u_fffd(tmp_path: Path) -> None:
+    # Training hashes texts as UTF-8 (feature cache, splits), which cannot hold a lone surrogate.
+    path = write_labels(tmp_path / "labels.jsonl", [label("p", text="bad \ud800 text")])
+    [read] = list(read_labels(path))
+    assert read.text == "bad \ufffd text"
+
+
 def test_a_reviewer_label_reaches_the_training_set(data_dir: Path, tmp_path: Path) -> None:
     path = write_labels(
         tmp_path / "labels.jsonl",
