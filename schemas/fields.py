@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeGuard
 
 from pydantic import AfterValidator, AwareDatetime, Field
 
@@ -34,6 +34,15 @@ def _identifier(value: str) -> str:
     if _NOT_IN_IDENTIFIERS.search(value):
         raise ValueError("contains a control character or a lone surrogate")
     return value
+
+
+NAME_RULE = "1-64 printable characters (no control character)"
+"""What :func:`is_name` requires, worded for an error message."""
+
+
+def is_name(value: object) -> TypeGuard[str]:
+    """A category or version name that every decision can carry as an :data:`Identifier`."""
+    return isinstance(value, str) and 0 < len(value) <= 64 and value.isprintable()
 
 
 def storable_text(value: str) -> str:

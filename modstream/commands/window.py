@@ -1,4 +1,5 @@
-"""The ``--since``/``--until`` window of the commands that read history (cost, model compare)."""
+"""The ``--since``/``--until`` times of the commands that read history (cost, model compare,
+replay, audit)."""
 
 from __future__ import annotations
 

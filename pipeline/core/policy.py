@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
 from pipeline.errors import ModerationError
 from schemas.events import Verdict
+from schemas.fields import NAME_RULE, is_name
 
 DEFAULT_POLICY = "default.v4.json"
 
@@ -106,14 +107,6 @@ def evaluate(policy: Policy, scores: Mapping[str, float]) -> PolicyOutcome:
     return PolicyOutcome(verdict=verdict, categories=flagged, severity=severity)
 
 
-_NAME_RULE = "1-64 printable characters (no control character)"
-
-
-def _is_name(value: Any) -> TypeGuard[str]:
-    """A version or category name every decision can carry as an identifier."""
-    return isinstance(value, str) and 0 < len(value) <= 64 and value.isprintable()
-
-
 def _probability(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
         raise PolicyError(f"{where} must be a number in [0, 1], got {value!r}")
@@ -125,15 +118,15 @@ def parse_policy(document: Any, source: str = "<policy>") -> Policy:
     if not isinstance(document, dict):
         raise PolicyError(f"{source}: expected a JSON object")
     version = document.get("version")
-    if not _is_name(version):
-        raise PolicyError(f"{source}: 'version' must be {_NAME_RULE}")
+    if not is_name(version):
+        raise PolicyError(f"{source}: 'version' must be {NAME_RULE}")
     categories = document.get("categories")
     if not isinstance(categories, dict) or not categories:
         raise PolicyError(f"{source}: 'categories' must be a non-empty object")
     thresholds: dict[str, Thresholds] = {}
     for name, limits in categories.items():
-        if not _is_name(name):
-            raise PolicyError(f"{source}: category names must be {_NAME_RULE}, got {name!r}")
+        if not is_name(name):
+            raise PolicyError(f"{source}: category names must be {NAME_RULE}, got {name!r}")
         if not isinstance(limits, dict):
             raise PolicyError(f"{source}: categories.{name} must be an object")
         remove_at = _probability(limits.get("remove_at"), f"{source}: categories.{name}.remove_at")

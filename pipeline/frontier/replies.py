@@ -136,4 +136,4 @@ def batch_error_detail(result: Any) -> str:
     kind = getattr(result, "type", None)
     error_type = getattr(getattr(getattr(result, "error", None), "error", None), "type", None)
     detail = error_type if kind == "errored" and isinstance(error_type, str) else kind
-    return str(detail)[:80] if isinstance(detail, str) else "malformed result"
+    return detail[:80] if isinstance(detail, str) else "malformed result"

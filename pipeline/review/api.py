@@ -19,6 +19,7 @@ from pipeline.review.inputs import json_object
 from pipeline.review.rules import Role
 from pipeline.review.security import current_session, lead_only, session_token
 from schemas import Verdict
+from schemas.fields import is_name
 
 log = get_logger(__name__)
 MAX_CATEGORIES = 32
@@ -118,7 +119,7 @@ async def decide(request: web.Request) -> web.Response:
     if (
         not isinstance(categories, list)
         or len(categories) > MAX_CATEGORIES
-        or not all(isinstance(c, str) and 0 < len(c) <= 64 and c.isprintable() for c in categories)
+        or not all(is_name(c) for c in categories)
     ):
         raise InvalidInputError(
             f"categories must be a list of at most {MAX_CATEGORIES} names of 1-64 printable"
